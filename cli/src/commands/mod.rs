@@ -1,0 +1,18 @@
+//! The subcommands of `vigil`, one module each.
+//!
+//! To add one: write `commands/NAME.rs` with an `Args` struct (clap derive) and a
+//! `run(args) -> anyhow::Result<ExitCode>` function, add a variant to [`Command`] and an arm to
+//! [`run`].
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+/// Every `vigil` subcommand.
+#[derive(Debug, Subcommand)]
+pub enum Command {}
+
+/// Runs one subcommand and returns the process exit code.
+pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {}
+}

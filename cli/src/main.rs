@@ -1,0 +1,50 @@
+//! `vigil`: one command line for locating devices, scanning authorised hosts, watching events and
+//! finding street-level imagery.
+//!
+//! `main` only parses arguments, sets up logging, runs the chosen subcommand and turns its result
+//! into an exit code. Each subcommand lives in its own file under `commands/`.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+/// Field security toolkit: locate, scan, watch, see.
+#[derive(Debug, Parser)]
+#[command(name = "vigil", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Log more: `-v` for debug, `-vv` for trace. `RUST_LOG` overrides this.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: commands::Command,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    match commands::run(cli.command) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr so that stdout stays clean for `--json` output.
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
