@@ -14,7 +14,7 @@ use tracing_subscriber::EnvFilter;
 /// Field security toolkit: locate, scan, watch, see.
 #[derive(Debug, Parser)]
 #[command(name = "vigil", version, about, long_about = None, propagate_version = true)]
-struct Cli {
+pub(crate) struct Cli {
     /// Log more: `-v` for debug, `-vv` for trace. `RUST_LOG` overrides this.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,

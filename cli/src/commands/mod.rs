@@ -4,15 +4,22 @@
 //! `run(args) -> anyhow::Result<ExitCode>` function, add a variant to [`Command`] and an arm to
 //! [`run`].
 
+mod completions;
+
 use std::process::ExitCode;
 
 use clap::Subcommand;
 
 /// Every `vigil` subcommand.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Args),
+}
 
 /// Runs one subcommand and returns the process exit code.
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
-    match command {}
+    match command {
+        Command::Completions(args) => completions::run(args),
+    }
 }
