@@ -5,6 +5,8 @@
 //! [`run`].
 
 mod completions;
+mod imagery;
+mod streetview;
 
 use std::process::ExitCode;
 
@@ -15,11 +17,17 @@ use clap::Subcommand;
 pub enum Command {
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::Args),
+    /// Google Street View: links, signed Static API URLs, free metadata, cost.
+    Streetview(streetview::Args),
+    /// Open street-level imagery (Mapillary, Panoramax) near a point, with viewer links.
+    Imagery(imagery::Args),
 }
 
 /// Runs one subcommand and returns the process exit code.
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Completions(args) => completions::run(args),
+        Command::Streetview(args) => streetview::run(args),
+        Command::Imagery(args) => imagery::run(args),
     }
 }
