@@ -6,7 +6,9 @@
 
 mod completions;
 mod imagery;
+mod serve;
 mod streetview;
+mod token;
 
 use std::process::ExitCode;
 
@@ -17,6 +19,10 @@ use clap::Subcommand;
 pub enum Command {
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::Args),
+    /// Run the reference server: WebSocket, REST, auth, persistence.
+    Serve(serve::Args),
+    /// Create, list and revoke the server's access tokens.
+    Token(token::Args),
     /// Google Street View: links, signed Static API URLs, free metadata, cost.
     Streetview(streetview::Args),
     /// Open street-level imagery (Mapillary, Panoramax) near a point, with viewer links.
@@ -27,6 +33,8 @@ pub enum Command {
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Completions(args) => completions::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Token(args) => token::run(args),
         Command::Streetview(args) => streetview::run(args),
         Command::Imagery(args) => imagery::run(args),
     }

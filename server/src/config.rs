@@ -1,0 +1,111 @@
+//! Server configuration, with the defaults that protect.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use event_bus::RoomConfig;
+
+use crate::error::{Error, Result};
+
+/// How the server behaves. Every default is the safe one.
+///
+/// | field | default | meaning |
+/// |---|---|---|
+/// | `data_dir` | `./vigil-data` | where the SQLite database lives |
+/// | `allowed_origins` | none | browser origins allowed besides the server's own (`https://ops.example`) |
+/// | `rooms` | `monitoring`, `scans`, `alerts`, `chat`, `admin` | the event rooms and their rules |
+/// | `max_message_bytes` | 64 KiB | largest WebSocket message accepted |
+/// | `max_body_bytes` | 1 MiB | largest HTTP request body accepted |
+/// | `max_connections` | 10 000 | WebSocket connections at once |
+/// | `messages_per_second`, `message_burst` | 20, 50 | inbound WebSocket messages per connection |
+/// | `outbound_queue_bytes` | 1 MiB | bytes queued for one client before it is closed as too slow (4008) |
+/// | `auth_timeout` | 10 s | how long a socket may stay unauthenticated |
+/// | `drain_timeout` | 10 s | how long shutdown waits for connections to close |
+/// | `session_ttl` | 12 h | lifetime of a dashboard session cookie |
+/// | `cookie_secure` | false | mark the session cookie `Secure` (set it behind HTTPS) |
+/// | `event_log_retention` | 100 000 | events kept in the database's event log |
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where the database lives.
+    pub data_dir: PathBuf,
+    /// Browser origins allowed besides the server's own.
+    pub allowed_origins: Vec<String>,
+    /// The event rooms.
+    pub rooms: Vec<RoomConfig>,
+    /// Largest WebSocket message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Largest HTTP request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// WebSocket connections at once.
+    pub max_connections: usize,
+    /// Sustained inbound WebSocket messages per second per connection.
+    pub messages_per_second: u32,
+    /// Inbound WebSocket messages allowed in a burst.
+    pub message_burst: u32,
+    /// Bytes queued for one client before it is closed as too slow.
+    pub outbound_queue_bytes: usize,
+    /// How long a socket may stay unauthenticated.
+    pub auth_timeout: Duration,
+    /// How long shutdown waits for connections to close.
+    pub drain_timeout: Duration,
+    /// Lifetime of a dashboard session.
+    pub session_ttl: Duration,
+    /// Mark the session cookie `Secure`.
+    pub cookie_secure: bool,
+    /// Events kept in the database's event log.
+    pub event_log_retention: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            data_dir: PathBuf::from("vigil-data"),
+            allowed_origins: Vec::new(),
+            rooms: RoomConfig::defaults(),
+            max_message_bytes: 64 * 1024,
+            max_body_bytes: 1024 * 1024,
+            max_connections: 10_000,
+            messages_per_second: 20,
+            message_burst: 50,
+            outbound_queue_bytes: 1024 * 1024,
+            auth_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(10),
+            session_ttl: Duration::from_secs(12 * 3600),
+            cookie_secure: false,
+            event_log_retention: 100_000,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Checks the values that could make the server unusable.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: &str| Err(Error::Config(what.to_owned()));
+        if self.max_message_bytes < 1024 {
+            return bad("max_message_bytes must be at least 1024");
+        }
+        if self.max_body_bytes < 1024 {
+            return bad("max_body_bytes must be at least 1024");
+        }
+        if self.max_connections == 0 {
+            return bad("max_connections must be at least 1");
+        }
+        if self.messages_per_second == 0 || self.message_burst == 0 {
+            return bad("messages_per_second and message_burst must be at least 1");
+        }
+        if self.outbound_queue_bytes < self.max_message_bytes {
+            return bad("outbound_queue_bytes must be at least max_message_bytes");
+        }
+        for origin in &self.allowed_origins {
+            if origin == "*"
+                || !(origin.starts_with("http://") || origin.starts_with("https://"))
+                || origin.ends_with('/')
+            {
+                return Err(Error::Config(format!(
+                    "allowed origin {origin:?} must be scheme://host[:port], without a trailing slash; `*` is never allowed"
+                )));
+            }
+        }
+        Ok(())
+    }
+}

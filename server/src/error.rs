@@ -1,0 +1,155 @@
+//! The server's error type, and how errors look on the wire.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// What can go wrong starting or running the server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The data directory could not be created or used.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// The event bus refused something.
+    #[error(transparent)]
+    Bus(#[from] event_bus::Error),
+    /// A configuration value is out of range.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// No token has that id.
+    #[error("no token with id {0:?}")]
+    UnknownToken(String),
+    /// The operating system's random source failed.
+    #[error("random source: {0}")]
+    Random(String),
+    /// A socket operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A background database task was lost.
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error answer of the REST API: an HTTP status and a JSON body
+/// `{"error": {"code": "...", "message": "..."}}` whose `code` is stable.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// A stable, machine-readable code.
+    pub code: &'static str,
+    /// A human-readable explanation.
+    pub message: String,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorFields<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorFields<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl ApiError {
+    /// An error with this status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 401 `unauthenticated`.
+    pub fn unauthenticated() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "a valid token is required: send `Authorization: Bearer TOKEN` or sign in with POST /api/session",
+        )
+    }
+
+    /// 403 `forbidden`.
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 400 `bad_request`.
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// 500 `internal`, logging the cause (never sent to the client).
+    pub fn internal(cause: &dyn std::fmt::Display) -> ApiError {
+        tracing::error!(error = %cause, "internal error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; see the server log",
+        )
+    }
+}
+
+impl From<event_bus::Error> for ApiError {
+    fn from(err: event_bus::Error) -> ApiError {
+        match err {
+            event_bus::Error::UnknownRoom(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_room", err.to_string())
+            }
+            event_bus::Error::InvalidName { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_name", err.to_string())
+            }
+            event_bus::Error::InvalidEpoch(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_epoch", err.to_string())
+            }
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(err: Error) -> ApiError {
+        match err {
+            Error::UnknownToken(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_token", err.to_string())
+            }
+            Error::Bus(bus) => bus.into(),
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorFields {
+                code: self.code,
+                message: &self.message,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}

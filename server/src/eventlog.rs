@@ -1,0 +1,92 @@
+//! Writes every event to the database's event log, in batches, off the async threads.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use event_bus::{Delivery, Event, Filter, Position, SubscribeOptions};
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::state::AppState;
+
+/// Events written per transaction at most.
+const BATCH: usize = 512;
+
+/// Runs until `stop` is cancelled, then writes what is left and returns.
+pub async fn run(state: AppState, stop: CancellationToken) {
+    let bus = state.bus().clone();
+    let options = SubscribeOptions {
+        since: None,
+        queue_capacity: Some(16 * 1024),
+    };
+    let mut subscription = match bus.subscribe_with(Filter::all(), options) {
+        Ok((_, sub)) => sub,
+        Err(err) => {
+            tracing::error!(error = %err, "event log cannot subscribe; events will not be persisted");
+            return;
+        }
+    };
+    let retention = state.config().event_log_retention;
+    let mut batch: Vec<Arc<Event>> = Vec::with_capacity(BATCH);
+    loop {
+        let delivery = tokio::select! {
+            biased;
+            () = stop.cancelled() => None,
+            d = subscription.next() => d,
+        };
+        let Some(delivery) = delivery else { break };
+        push(&state, &mut batch, delivery);
+        // Take whatever else is already queued, so one transaction carries a burst.
+        while batch.len() < BATCH {
+            match subscription.try_next() {
+                Some(d) => push(&state, &mut batch, d),
+                None => break,
+            }
+        }
+        flush(&state, &mut batch, retention).await;
+    }
+    while let Some(d) = subscription.try_next() {
+        push(&state, &mut batch, d);
+    }
+    flush(&state, &mut batch, retention).await;
+}
+
+fn push(state: &AppState, batch: &mut Vec<Arc<Event>>, delivery: Delivery) {
+    match delivery {
+        Delivery::Event(event) => batch.push(event),
+        Delivery::Lagged(lag) => {
+            // Recover the gap from the history rings when they still hold it.
+            let position = Position {
+                epoch: state.bus().epoch(),
+                seq: lag.resume_from,
+            };
+            let missed = usize::try_from(lag.missed).unwrap_or(usize::MAX);
+            match state.bus().since(&Filter::all(), position) {
+                Ok(replay) if replay.recovered && replay.events.len() >= missed => {
+                    batch.extend(replay.events.into_iter().take(missed));
+                }
+                _ => tracing::warn!(
+                    missed = lag.missed,
+                    "event log fell behind; events lost from the log"
+                ),
+            }
+        }
+    }
+}
+
+async fn flush(state: &AppState, batch: &mut Vec<Arc<Event>>, retention: u64) {
+    if batch.is_empty() {
+        return;
+    }
+    let events = std::mem::take(batch);
+    let n = events.len();
+    let result = state
+        .store()
+        .run(move |store| store.append_events(&events, retention))
+        .await;
+    if let Err(err) = result {
+        tracing::error!(error = %err, events = n, "event log write failed");
+        // Back off a little so a broken disk does not spin the loop.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

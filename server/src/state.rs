@@ -1,0 +1,226 @@
+//! The shared state behind every route and connection.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use event_bus::{Bus, BusConfig, Role};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::Auth;
+use crate::config::ServerConfig;
+use crate::error::Result;
+use crate::store::Store;
+
+/// Counters of the WebSocket side, for `/health`, `/api/websocket/status` and logs.
+#[derive(Debug, Default)]
+pub struct WsCounters {
+    /// Messages received from clients.
+    pub messages_in: AtomicU64,
+    /// Frames queued for clients.
+    pub frames_out: AtomicU64,
+    /// Clients closed for not reading (4008).
+    pub slow_disconnects: AtomicU64,
+    /// Clients closed for sending too fast (4029).
+    pub rate_limited: AtomicU64,
+    /// Upgrades refused (origin, cap, query token).
+    pub refused: AtomicU64,
+}
+
+/// Everything the routes share. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: ServerConfig,
+    bus: Bus,
+    store: Store,
+    auth: Auth,
+    started: Instant,
+    started_at: DateTime<Utc>,
+    draining: AtomicBool,
+    connections: AtomicUsize,
+    room_members: Mutex<BTreeMap<String, usize>>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    counters: WsCounters,
+}
+
+/// What [`AppState::open`] found on first start.
+#[derive(Debug)]
+pub struct FirstStart {
+    /// The admin token minted because the database had none; print it once, it is not stored.
+    pub admin_token: String,
+}
+
+impl AppState {
+    /// Opens the data directory and builds the state. On a database with no token at all, an
+    /// admin token is minted and returned so the caller can show it once.
+    pub fn open(config: ServerConfig) -> Result<(AppState, Option<FirstStart>)> {
+        config.validate()?;
+        let store = Store::open(&config.data_dir)?;
+        Self::with_store(config, store)
+    }
+
+    /// A state whose database lives in memory, for tests; returns the first admin token too.
+    pub fn in_memory(config: ServerConfig) -> Result<(AppState, FirstStart)> {
+        config.validate()?;
+        let (state, first) = Self::with_store(config, Store::open_in_memory()?)?;
+        let first = first.expect("an empty in-memory database always gets a first token");
+        Ok((state, first))
+    }
+
+    fn with_store(config: ServerConfig, store: Store) -> Result<(AppState, Option<FirstStart>)> {
+        let auth = Auth::load(store.clone())?;
+        let first = if auth.is_empty()? {
+            let (_, admin_token) = auth.create_token(Role::Admin, "first admin")?;
+            Some(FirstStart { admin_token })
+        } else {
+            None
+        };
+        let bus = BusConfig {
+            rooms: config.rooms.clone(),
+            ..BusConfig::default()
+        }
+        .build()?;
+        let state = AppState {
+            inner: Arc::new(Inner {
+                config,
+                bus,
+                store,
+                auth,
+                started: Instant::now(),
+                started_at: Utc::now(),
+                draining: AtomicBool::new(false),
+                connections: AtomicUsize::new(0),
+                room_members: Mutex::new(BTreeMap::new()),
+                shutdown: CancellationToken::new(),
+                tracker: TaskTracker::new(),
+                counters: WsCounters::default(),
+            }),
+        };
+        Ok((state, first))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    /// The event bus.
+    pub fn bus(&self) -> &Bus {
+        &self.inner.bus
+    }
+
+    /// The database.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Tokens and sessions.
+    pub fn auth(&self) -> &Auth {
+        &self.inner.auth
+    }
+
+    /// WebSocket counters.
+    pub fn counters(&self) -> &WsCounters {
+        &self.inner.counters
+    }
+
+    /// Seconds since the state was built.
+    pub fn uptime_seconds(&self) -> f64 {
+        self.inner.started.elapsed().as_secs_f64()
+    }
+
+    /// When the server started.
+    pub fn started_at(&self) -> DateTime<Utc> {
+        self.inner.started_at
+    }
+
+    /// Whether shutdown has begun (`/readyz` answers 503).
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::Acquire)
+    }
+
+    /// Begins shutdown: readiness goes to 503 and every connection is told to close (1001).
+    pub fn begin_shutdown(&self) {
+        self.inner.draining.store(true, Ordering::Release);
+        self.inner.shutdown.cancel();
+    }
+
+    /// Cancelled when shutdown begins.
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+
+    /// Tracks connection tasks so shutdown can wait for them.
+    pub fn tracker(&self) -> &TaskTracker {
+        &self.inner.tracker
+    }
+
+    /// Open WebSocket connections.
+    pub fn connections(&self) -> usize {
+        self.inner.connections.load(Ordering::Acquire)
+    }
+
+    /// Takes a connection slot if one is free.
+    pub(crate) fn try_connect(&self) -> Option<ConnectionSlot> {
+        let max = self.inner.config.max_connections;
+        self.inner
+            .connections
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| ConnectionSlot {
+                state: self.clone(),
+            })
+    }
+
+    /// Connections per room, for `/api/websocket/status`.
+    pub fn room_members(&self) -> BTreeMap<String, usize> {
+        let members = self
+            .inner
+            .room_members
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut all: BTreeMap<String, usize> = self
+            .bus()
+            .rooms()
+            .into_iter()
+            .map(|r| (r.name.to_string(), 0))
+            .collect();
+        all.extend(members.iter().map(|(k, v)| (k.clone(), *v)));
+        all
+    }
+
+    pub(crate) fn join_rooms<'a>(&self, rooms: impl IntoIterator<Item = &'a str>, delta: isize) {
+        let mut members = self
+            .inner
+            .room_members
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for room in rooms {
+            let n = members.entry(room.to_owned()).or_default();
+            *n = n.saturating_add_signed(delta);
+        }
+    }
+}
+
+/// A held connection slot; released on drop.
+#[derive(Debug)]
+pub(crate) struct ConnectionSlot {
+    state: AppState,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.state.inner.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}
