@@ -3,3 +3,10 @@
 //! | bench | command | what it measures |
 //! |---|---|---|
 //! | `event_bus` | `cargo bench -p vigil-benches --bench event_bus` | publish cost, fan-out, history replay |
+//! | `geo_lookup` | `cargo bench -p vigil-benches --bench geo_lookup` | offline cell/WiFi lookups, the estimator |
+//! | `geo_db` | `cargo run --release -p vigil-benches --bin geo_db` | import rate, bytes per cell, lookup latency on 10 M generated rows, against SQLite |
+//! | `geo_accuracy` | `cargo run --release -p vigil-benches --bin geo_accuracy` | median/p95 error and 95 % radius coverage on a simulated city, against the seed's `signal²` method |
+//! | `scan_signatures` | `cargo bench -p vigil-benches --bench scan_signatures` | 1 000 signatures in one pass per field, against a loop of single regexes |
+//! | `portscan` | `cargo run --release -p vigil-benches --bin portscan -- RUNS LISTENERS` | full 65 535-port loopback scan against `nmap -sT -T5` (when installed): time, RSS, false positives |
+
+pub mod geo;

@@ -4,6 +4,10 @@
 //! `main` only parses arguments, sets up logging, runs the chosen subcommand and turns its result
 //! into an exit code. Each subcommand lives in its own file under `commands/`.
 
+// Doc comments on clap arguments are `--help` text for operators, written as plain text (URLs,
+// `[:port]`), not rustdoc markup.
+#![allow(rustdoc::bare_urls, rustdoc::broken_intra_doc_links)]
+
 mod commands;
 
 use std::process::ExitCode;

@@ -371,14 +371,14 @@ async fn imagery_from_both_providers_nearest_first() {
     let order: Vec<&str> = found.iter().map(|f| f["id"].as_str().unwrap()).collect();
     // 6 m (Mapillary), 13 m (Panoramax), 70 m (Mapillary); the 134 m corner image is dropped.
     assert_eq!(order, ["498763468214164", "pmx-1", "312627450377787"]);
-    assert_eq!(found[1]["license"], "etalab-2.0");
+    assert_eq!(found[1]["licence"], "etalab-2.0");
     assert_eq!(found[1]["panorama"], true);
     assert_eq!(
-        found[1]["thumbnail_url"],
+        found[1]["thumb_url"],
         "https://pmx.example/api/pictures/pmx-1/thumb.jpg"
     );
-    assert_eq!(found[0]["license"], "CC-BY-SA-4.0");
-    assert!(found[0].get("thumbnail_url").is_none());
+    assert_eq!(found[0]["licence"], "CC-BY-SA-4.0");
+    assert!(found[0].get("thumb_url").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,3 +4,6 @@
 //! | example | what it shows |
 //! |---|---|
 //! | `event_bus` | publish typed and JSON events in process, subscribe with a filter, resume from history |
+//! | `streetview` | build and sign a Street View Static URL; find open imagery near a point (base URLs overridable) |
+//! | `locate_offline` | import a small cell/WiFi CSV into an offline database and locate from it |
+//! | `scan` | scan 127.0.0.1 with a scope, banners and the built-in signatures, print threats |

@@ -1,12 +1,92 @@
 //! Check hosts you are authorised to test, and say what is wrong with them.
 //!
-//! This crate will hold, as the sec-scan issue builds them (see the project's design, section 5):
+//! `sec-scan` is vigil's scanning library: a [`Scope`] decides what may be touched, a fast
+//! TCP connect [port scanner](portscan) finds open ports, [banner grabbing](banner), a
+//! [TLS check](tls), an [HTTP probe](http) and opt-in [access checks](access) turn them into
+//! typed [`Finding`]s, and a [`SignatureSet`] turns findings into [`Threat`]s with a severity
+//! and a remediation. A priority [task queue](task) runs scans in process, and is the engine
+//! the network agent will drive.
 //!
-//! - a scope (allowlist, excludes, refused address classes) checked before any packet leaves;
-//! - a TCP connect port scanner with a sliding window, timeouts, retries, a rate limit and
-//!   self-connection detection; banner grabbing; a TLS certificate check; an HTTP probe;
-//! - typed findings, and a signature database compiled into one `RegexSet` per finding field;
-//! - a priority task queue with retries and concurrency limits, and the agent runtime.
+//! # Scope first
 //!
-//! Nothing is public yet: the crate exists now so that its place in the dependency graph is
-//! fixed from the start.
+//! Nothing is sent to a target that has not passed the scope: the scanners only accept a
+//! [`ScanPlan`], and only [`Scope::plan`] makes one. Excludes win over allows; cloud metadata,
+//! link-local, loopback, multicast, unspecified and broadcast addresses must be listed
+//! explicitly; host names are resolved once and the checked address is pinned.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use sec_scan::{Pipeline, PortList, ScanOptions, Scope, SignatureSet, SystemResolver, Target};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # async fn run() -> sec_scan::Result<()> {
+//! // The operator's targets are the scope.
+//! let targets: Vec<Target> = vec!["127.0.0.1".parse()?];
+//! let scope = Scope::from_targets(&targets)?;
+//! let plan = scope.plan(&targets, "1-1024".parse::<PortList>()?, &SystemResolver).await?;
+//!
+//! let pipeline = Pipeline::new(ScanOptions { banners: true, tls: true, http: true, ..Default::default() })?;
+//! let report = pipeline
+//!     .run(&plan, &SignatureSet::builtin(), &CancellationToken::new(), |_event| {})
+//!     .await?;
+//! for threat in &report.threats {
+//!     println!("{} {}:{:?} {} -> {}", threat.severity, threat.addr, threat.port, threat.name, threat.remediation);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Modules
+//!
+//! | module | what |
+//! |---|---|
+//! | [`scope`] | allowlist, excludes, refused address classes, limits, name pinning |
+//! | [`target`] | target and port-list parsing |
+//! | [`portscan`] | sharded, windowed TCP connect scanner with self-connection detection |
+//! | [`banner`] | banner grab, SSH key-exchange offer, SMBv1 probe, service identification |
+//! | [`tls`] | recording-verifier TLS check and certificate analysis |
+//! | [`legacy`] | raw ClientHello probes for TLS 1.0/1.1 (which rustls cannot speak) |
+//! | [`http`] | HTTP status, server, title, missing security headers |
+//! | [`access`] | opt-in unauthenticated-access and default-credential checks, hard-capped |
+//! | [`finding`] | typed findings and their matchable fields |
+//! | [`signature`] | the signature file format, the built-in set, one-pass matching |
+//! | [`task`] | `ScanTask`, `ScanResult`, the priority queue and executor |
+//! | [`pipeline`] | a whole scan, and the executor's `LocalRunner` |
+//!
+//! Progress is reported through callbacks and channels; this crate never prints, never reads
+//! the environment and never installs a tracing subscriber.
+
+pub mod access;
+pub mod banner;
+pub mod error;
+pub mod finding;
+pub mod http;
+pub mod legacy;
+pub mod pipeline;
+pub mod portscan;
+pub mod scope;
+pub mod signature;
+pub mod target;
+pub mod task;
+pub mod tls;
+
+pub use access::{AccessChecker, AccessConfig};
+pub use banner::{BannerConfig, BannerGrabber};
+pub use error::{Error, Result};
+pub use finding::{Detail, Finding, Kind};
+pub use http::{HttpConfig, HttpProbe, HttpReport};
+pub use pipeline::{LocalRunner, Pipeline, ScanEvent, ScanOptions, ScanReport};
+pub use portscan::{
+    PortResult, PortScan, PortScanConfig, PortScanner, PortState, Reason, Report, ScanStats,
+};
+pub use scope::{
+    AddressClass, Limits, Resolver, Rule, ScanHost, ScanPlan, Scope, ScopeViolation, SystemResolver,
+};
+pub use signature::{Severity, Signature, SignatureSet, Threat};
+pub use target::{Net, PortList, Target};
+pub use task::{
+    Executor, ExecutorConfig, ExecutorHandle, Priority, ScanResult, ScanTask, TaskKind, TaskOutput,
+    TaskRunner, TaskStatus,
+};
+pub use tls::{TlsChecker, TlsConfig, TlsReport};

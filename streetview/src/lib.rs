@@ -52,6 +52,7 @@
 //! | [`metadata`] | the free metadata API: typed answer and [`metadata::MetadataClient`] | yes |
 //! | [`mapillary`] | Mapillary API v4: `/images` by bbox, single images, vector tiles, viewer links | yes |
 //! | [`panoramax`] | Panoramax STAC: search by bbox or place, collections, assets, licences, viewer links | yes |
+//! | [`nearby`] | images near a point from Mapillary and Panoramax at once, merged nearest first | yes |
 //! | [`cost`] | the 2025 Street View price list with free caps and bands | no |
 //! | [`kartaview`] | a KartaView map link (its API is too unstable for a client) | no |
 //!
@@ -87,6 +88,7 @@ pub mod kartaview;
 pub mod mapillary;
 pub mod maps_url;
 pub mod metadata;
+pub mod nearby;
 pub mod panoramax;
 mod query;
 pub mod signature;

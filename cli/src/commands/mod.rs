@@ -5,8 +5,13 @@
 //! [`run`].
 
 mod completions;
+mod events;
+mod geodb;
 mod imagery;
+mod locate;
+mod scan;
 mod serve;
+mod signatures;
 mod streetview;
 mod token;
 
@@ -19,6 +24,16 @@ use clap::Subcommand;
 pub enum Command {
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::Args),
+    /// Locate a device from the WiFi access points and cell towers it sees.
+    Locate(locate::Args),
+    /// Import and inspect the offline geolocation database.
+    Geodb(geodb::Args),
+    /// Scan authorised hosts: ports, banners, TLS, HTTP, threat signatures.
+    Scan(scan::Args),
+    /// List threat signatures, or check a signature file.
+    Signatures(signatures::Args),
+    /// Follow a server's live event stream.
+    Events(events::Args),
     /// Run the reference server: WebSocket, REST, auth, persistence.
     Serve(serve::Args),
     /// Create, list and revoke the server's access tokens.
@@ -33,6 +48,11 @@ pub enum Command {
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Completions(args) => completions::run(args),
+        Command::Locate(args) => locate::run(args),
+        Command::Geodb(args) => geodb::run(args),
+        Command::Scan(args) => scan::run(args),
+        Command::Signatures(args) => signatures::run(args),
+        Command::Events(args) => events::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Token(args) => token::run(args),
         Command::Streetview(args) => streetview::run(args),

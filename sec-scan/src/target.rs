@@ -1,0 +1,530 @@
+//! What to scan: targets (addresses, networks, ranges, host names) and port lists.
+//!
+//! Parsing is strict. Ambiguous spellings that resolvers would silently turn into an address
+//! (`2130706433`, `0x7f.1`, `0177.0.0.1`) are refused instead of guessed, so that what the
+//! operator reads is what is scanned.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// An IP network: an address and a prefix length (`10.0.0.0/24`, `fe80::/10`).
+///
+/// The address is stored with its host bits cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Net {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Net {
+    /// Builds a network, clearing host bits. Fails when the prefix is longer than the address.
+    pub fn new(addr: IpAddr, prefix: u8) -> Result<Self> {
+        let addr = canonical(addr);
+        let max = max_prefix(addr);
+        if prefix > max {
+            return Err(Error::InvalidTarget {
+                input: format!("{addr}/{prefix}"),
+                reason: format!("prefix longer than {max}"),
+            });
+        }
+        let bits = to_bits(addr) & mask(prefix, max);
+        Ok(Self {
+            addr: from_bits(bits, addr.is_ipv4()),
+            prefix,
+        })
+    }
+
+    /// A network holding exactly one address.
+    pub fn host(addr: IpAddr) -> Self {
+        let addr = canonical(addr);
+        Self {
+            addr,
+            prefix: max_prefix(addr),
+        }
+    }
+
+    /// The network address (host bits cleared).
+    pub fn addr(&self) -> IpAddr {
+        self.addr
+    }
+
+    /// The prefix length.
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    /// Whether `ip` (IPv4-mapped IPv6 is treated as IPv4) lies in this network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        if ip.is_ipv4() != self.addr.is_ipv4() {
+            return false;
+        }
+        let max = max_prefix(ip);
+        to_bits(ip) & mask(self.prefix, max) == to_bits(self.addr)
+    }
+
+    /// Whether every address of `other` lies in this network.
+    pub fn covers(&self, other: &Net) -> bool {
+        other.prefix >= self.prefix && self.contains(other.addr)
+    }
+
+    /// How many addresses the network holds.
+    pub fn size(&self) -> u128 {
+        let host_bits = u32::from(max_prefix(self.addr) - self.prefix);
+        if host_bits >= 128 {
+            u128::MAX
+        } else {
+            1u128 << host_bits
+        }
+    }
+
+    /// The `index`-th address of the network, if it exists.
+    pub fn nth(&self, index: u128) -> Option<IpAddr> {
+        (index < self.size()).then(|| from_bits(to_bits(self.addr) + index, self.addr.is_ipv4()))
+    }
+}
+
+impl fmt::Display for Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl FromStr for Net {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |reason: &str| Error::InvalidTarget {
+            input: s.to_owned(),
+            reason: reason.to_owned(),
+        };
+        match s.split_once('/') {
+            Some((addr, prefix)) => {
+                let addr: IpAddr = addr.parse().map_err(|_| bad("not an IP address"))?;
+                let prefix: u8 = prefix.parse().map_err(|_| bad("bad prefix length"))?;
+                Net::new(addr, prefix)
+            }
+            None => {
+                let addr: IpAddr = s.parse().map_err(|_| bad("not an IP address"))?;
+                Ok(Net::host(addr))
+            }
+        }
+    }
+}
+
+/// One scan target as the operator wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// A single address.
+    Ip(IpAddr),
+    /// A network in CIDR notation; every address in it is a host to scan.
+    Net(Net),
+    /// An inclusive address range: `10.0.0.5-10.0.0.9`, or `10.0.0.5-9` for the last octet.
+    Range {
+        /// First address.
+        start: IpAddr,
+        /// Last address (inclusive).
+        end: IpAddr,
+    },
+    /// A host name, lower-cased and without a trailing dot. Resolved once, by the scope.
+    Host(String),
+}
+
+impl Target {
+    /// How many addresses the target expands to, or `None` for a host name (unknown until
+    /// resolution).
+    pub fn address_count(&self) -> Option<u128> {
+        match self {
+            Target::Ip(_) => Some(1),
+            Target::Net(net) => Some(net.size()),
+            Target::Range { start, end } => Some(to_bits(*end) - to_bits(*start) + 1),
+            Target::Host(_) => None,
+        }
+    }
+
+    /// The `index`-th address of an address target (not of a host name).
+    pub fn nth(&self, index: u128) -> Option<IpAddr> {
+        match self {
+            Target::Ip(ip) => (index == 0).then_some(*ip),
+            Target::Net(net) => net.nth(index),
+            Target::Range { start, .. } => {
+                let count = self.address_count()?;
+                (index < count).then(|| from_bits(to_bits(*start) + index, start.is_ipv4()))
+            }
+            Target::Host(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Ip(ip) => write!(f, "{ip}"),
+            Target::Net(net) => write!(f, "{net}"),
+            Target::Range { start, end } => write!(f, "{start}-{end}"),
+            Target::Host(name) => write!(f, "{name}"),
+        }
+    }
+}
+
+impl FromStr for Target {
+    type Err = Error;
+
+    fn from_str(input: &str) -> Result<Self> {
+        let s = input.trim();
+        let bad = |reason: &str| Error::InvalidTarget {
+            input: input.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if s.is_empty() {
+            return Err(bad("empty target"));
+        }
+        // `[::1]` is accepted as an IPv6 literal.
+        let s = s
+            .strip_prefix('[')
+            .and_then(|x| x.strip_suffix(']'))
+            .unwrap_or(s);
+        if let Ok(ip) = s.parse::<IpAddr>() {
+            return Ok(Target::Ip(canonical(ip)));
+        }
+        if s.contains('/') {
+            return Ok(Target::Net(s.parse().map_err(|e| match e {
+                Error::InvalidTarget { reason, .. } => bad(&reason),
+                other => other,
+            })?));
+        }
+        if let Some((a, b)) = s.split_once('-')
+            && let Ok(start) = a.parse::<IpAddr>()
+        {
+            let start = canonical(start);
+            let end = match (start, b.parse::<IpAddr>()) {
+                (_, Ok(end)) => canonical(end),
+                (IpAddr::V4(v4), Err(_)) => {
+                    let last: u8 = b.parse().map_err(|_| bad("bad range end"))?;
+                    let o = v4.octets();
+                    IpAddr::V4(Ipv4Addr::new(o[0], o[1], o[2], last))
+                }
+                (IpAddr::V6(_), Err(_)) => return Err(bad("bad range end")),
+            };
+            if start.is_ipv4() != end.is_ipv4() {
+                return Err(bad("range mixes IPv4 and IPv6"));
+            }
+            if to_bits(end) < to_bits(start) {
+                return Err(bad("range end is before its start"));
+            }
+            return Ok(Target::Range { start, end });
+        }
+        Ok(Target::Host(normalize_host(s).map_err(|r| bad(&r))?))
+    }
+}
+
+/// Lower-cases a host name, drops one trailing dot and checks its syntax. Names made only of
+/// digits, dots and hex prefixes are refused: resolvers read them as numeric IPv4 forms.
+pub(crate) fn normalize_host(s: &str) -> std::result::Result<String, String> {
+    let name = s.strip_suffix('.').unwrap_or(s).to_ascii_lowercase();
+    if name.is_empty() || name.len() > 253 {
+        return Err("host name is empty or longer than 253 characters".into());
+    }
+    for label in name.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return Err("host name has an empty or over-long label".into());
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err("host name label starts or ends with '-'".into());
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err("host name has a character outside [a-z0-9-_.]".into());
+        }
+    }
+    let numeric_form = name.split('.').all(|label| {
+        let digits = label
+            .strip_prefix("0x")
+            .map(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()));
+        digits.unwrap_or_else(|| label.bytes().all(|b| b.is_ascii_digit()))
+    });
+    if numeric_form {
+        return Err(
+            "numeric IPv4 forms other than dotted quads are ambiguous; write a.b.c.d".into(),
+        );
+    }
+    Ok(name)
+}
+
+/// A sorted, de-duplicated list of TCP ports (never port 0).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<u16>", into = "Vec<u16>")]
+pub struct PortList(Vec<u16>);
+
+impl PortList {
+    /// Every port, 1 to 65 535.
+    pub fn all() -> Self {
+        Self((1..=u16::MAX).collect())
+    }
+
+    /// The `n` ports most often found open (nmap's frequency order, first 100 at most).
+    pub fn top(n: usize) -> Self {
+        Self::from_ports(TOP_PORTS.iter().take(n).copied()).expect("the top list has no port 0")
+    }
+
+    /// Builds a list from ports; fails on port 0 or an empty list.
+    pub fn from_ports(ports: impl IntoIterator<Item = u16>) -> Result<Self> {
+        let mut v: Vec<u16> = ports.into_iter().collect();
+        if v.contains(&0) {
+            return Err(Error::InvalidPorts {
+                input: "0".into(),
+                reason: "port 0 cannot be scanned".into(),
+            });
+        }
+        v.sort_unstable();
+        v.dedup();
+        if v.is_empty() {
+            return Err(Error::InvalidPorts {
+                input: String::new(),
+                reason: "no ports".into(),
+            });
+        }
+        Ok(Self(v))
+    }
+
+    /// The ports, ascending.
+    pub fn as_slice(&self) -> &[u16] {
+        &self.0
+    }
+
+    /// How many ports.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Always false: a port list holds at least one port.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Removes ports; fails if nothing is left.
+    pub fn without(&self, excluded: &PortList) -> Result<Self> {
+        Self::from_ports(
+            self.0
+                .iter()
+                .copied()
+                .filter(|p| excluded.0.binary_search(p).is_err()),
+        )
+    }
+}
+
+impl TryFrom<Vec<u16>> for PortList {
+    type Error = Error;
+    fn try_from(v: Vec<u16>) -> Result<Self> {
+        Self::from_ports(v)
+    }
+}
+
+impl From<PortList> for Vec<u16> {
+    fn from(p: PortList) -> Self {
+        p.0
+    }
+}
+
+impl FromStr for PortList {
+    type Err = Error;
+
+    /// Parses `22`, `22,80,443`, `1000-2000`, `-` or `all` (1-65535), `top100` / `top:20`, and
+    /// any comma-separated mix.
+    fn from_str(input: &str) -> Result<Self> {
+        let bad = |reason: String| Error::InvalidPorts {
+            input: input.to_owned(),
+            reason,
+        };
+        let mut ports = Vec::new();
+        for part in input.split(',').map(str::trim) {
+            if part.is_empty() {
+                return Err(bad("empty item".into()));
+            }
+            if part == "-" || part.eq_ignore_ascii_case("all") {
+                ports.extend(1..=u16::MAX);
+            } else if let Some(n) = part
+                .strip_prefix("top:")
+                .or_else(|| part.strip_prefix("top"))
+            {
+                let n: usize = n
+                    .parse()
+                    .map_err(|_| bad(format!("bad count in {part:?}")))?;
+                if n == 0 || n > TOP_PORTS.len() {
+                    return Err(bad(format!(
+                        "top list holds 1 to {} ports",
+                        TOP_PORTS.len()
+                    )));
+                }
+                ports.extend_from_slice(&TOP_PORTS[..n]);
+            } else if let Some((a, b)) = part.split_once('-') {
+                let a = parse_port(a).map_err(bad)?;
+                let b = parse_port(b).map_err(bad)?;
+                if b < a {
+                    return Err(bad(format!("range {part:?} ends before it starts")));
+                }
+                ports.extend(a..=b);
+            } else {
+                ports.push(parse_port(part).map_err(bad)?);
+            }
+        }
+        Self::from_ports(ports).map_err(|e| match e {
+            Error::InvalidPorts { reason, .. } => bad(reason),
+            other => other,
+        })
+    }
+}
+
+fn parse_port(s: &str) -> std::result::Result<u16, String> {
+    match s.trim().parse::<u16>() {
+        Ok(0) => Err("port 0 cannot be scanned".into()),
+        Ok(p) => Ok(p),
+        Err(_) => Err(format!("{s:?} is not a port (1-65535)")),
+    }
+}
+
+/// The 100 TCP ports most often found open, in nmap's published frequency order.
+pub const TOP_PORTS: [u16; 100] = [
+    80, 23, 443, 21, 22, 25, 3389, 110, 445, 139, 143, 53, 135, 3306, 8080, 1723, 111, 995, 993,
+    5900, 1025, 587, 8888, 199, 1720, 465, 548, 113, 81, 6001, 10000, 514, 5060, 179, 1026, 2000,
+    8443, 8000, 32768, 554, 26, 1433, 49152, 2001, 515, 8008, 49154, 1027, 5666, 646, 5000, 5631,
+    631, 49153, 8081, 2049, 88, 79, 5800, 106, 2121, 1110, 49155, 6000, 513, 990, 5357, 427, 49156,
+    543, 544, 5101, 144, 7, 389, 8009, 3128, 444, 9999, 5009, 7070, 5190, 3000, 5432, 1900, 3986,
+    13, 1029, 9, 5051, 6646, 49157, 1028, 873, 1755, 2717, 4899, 9100, 119, 37,
+];
+
+/// IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) become plain IPv4, so no check can be
+/// side-stepped by spelling an address differently.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    ip.to_canonical()
+}
+
+fn max_prefix(ip: IpAddr) -> u8 {
+    if ip.is_ipv4() { 32 } else { 128 }
+}
+
+fn mask(prefix: u8, max: u8) -> u128 {
+    if prefix == 0 {
+        0
+    } else {
+        let all = if max == 32 {
+            u128::from(u32::MAX)
+        } else {
+            u128::MAX
+        };
+        all & !all.checked_shr(u32::from(prefix)).unwrap_or(0)
+    }
+}
+
+pub(crate) fn to_bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+fn from_bits(bits: u128, v4: bool) -> IpAddr {
+    if v4 {
+        // Host bits of an IPv4 network never exceed 32 bits.
+        IpAddr::V4(Ipv4Addr::from(bits as u32))
+    } else {
+        IpAddr::V6(Ipv6Addr::from(bits))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_targets() {
+        assert_eq!(
+            "127.0.0.1".parse::<Target>().unwrap(),
+            Target::Ip("127.0.0.1".parse().unwrap())
+        );
+        assert_eq!(
+            "::ffff:127.0.0.1".parse::<Target>().unwrap(),
+            Target::Ip("127.0.0.1".parse().unwrap())
+        );
+        assert_eq!(
+            "[::1]".parse::<Target>().unwrap(),
+            Target::Ip("::1".parse().unwrap())
+        );
+        let net: Target = "10.1.2.3/24".parse().unwrap();
+        assert_eq!(net.to_string(), "10.1.2.0/24");
+        assert_eq!(net.address_count(), Some(256));
+        let range: Target = "10.0.0.5-9".parse().unwrap();
+        assert_eq!(range.address_count(), Some(5));
+        assert_eq!(range.nth(4), Some("10.0.0.9".parse().unwrap()));
+        assert_eq!(range.nth(5), None);
+        assert_eq!(
+            "Example.COM.".parse::<Target>().unwrap(),
+            Target::Host("example.com".into())
+        );
+    }
+
+    #[test]
+    fn refuses_ambiguous_and_broken_targets() {
+        for bad in [
+            "",
+            "2130706433",
+            "0x7f.1",
+            "0177.0.0.1",
+            "10.0.0.9-5",
+            "1.2.3.4/33",
+            "a..b",
+            "-a.com",
+            "a b",
+            "10.0.0.1-::1",
+        ] {
+            assert!(
+                matches!(bad.parse::<Target>(), Err(Error::InvalidTarget { .. })),
+                "{bad:?} should be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn net_contains_and_covers() {
+        let net: Net = "169.254.0.0/16".parse().unwrap();
+        assert!(net.contains("169.254.169.254".parse().unwrap()));
+        assert!(net.contains("::ffff:169.254.1.1".parse().unwrap()));
+        assert!(!net.contains("169.255.0.1".parse().unwrap()));
+        assert!(net.covers(&"169.254.169.254/32".parse().unwrap()));
+        assert!(!net.covers(&"169.0.0.0/8".parse().unwrap()));
+        let all: Net = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("8.8.8.8".parse().unwrap()));
+        assert!(!all.contains("::1".parse().unwrap()));
+        let v6: Net = "fe80::/10".parse().unwrap();
+        assert!(v6.contains("fe80::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn parses_ports() {
+        let p: PortList = "80,22,1000-1002,22".parse().unwrap();
+        assert_eq!(p.as_slice(), &[22, 80, 1000, 1001, 1002]);
+        assert_eq!("all".parse::<PortList>().unwrap().len(), 65_535);
+        assert_eq!("-".parse::<PortList>().unwrap().len(), 65_535);
+        assert_eq!("top10".parse::<PortList>().unwrap().len(), 10);
+        assert_eq!("top:100".parse::<PortList>().unwrap().len(), 100);
+        for bad in ["0", "65536", "10-5", "", "a", "1,,2", "top0", "top101"] {
+            assert!(
+                matches!(bad.parse::<PortList>(), Err(Error::InvalidPorts { .. })),
+                "{bad:?} should be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn top_ports_are_unique() {
+        let list = PortList::top(100);
+        assert_eq!(list.len(), 100);
+    }
+}
