@@ -9,6 +9,7 @@
 #![allow(rustdoc::bare_urls, rustdoc::broken_intra_doc_links)]
 
 mod commands;
+mod config;
 
 use std::process::ExitCode;
 
@@ -23,6 +24,10 @@ pub(crate) struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
 
+    /// Configuration file for `serve` and `agent` [default: ./vigil.toml when it exists].
+    #[arg(long, global = true, env = "VIGIL_CONFIG", value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+
     #[command(subcommand)]
     command: commands::Command,
 }
@@ -30,7 +35,7 @@ pub(crate) struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
-    match commands::run(cli.command) {
+    match commands::run(cli.command, cli.config.as_deref()) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");

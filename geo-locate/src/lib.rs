@@ -53,6 +53,7 @@
 //! | [`Query`] | per-entry validation with Ichnaea's ranges; bad entries dropped one by one |
 //! | [`estimate`] | clustering, inverse-range weights, least-squares refinement, 95 % radius, cells with timing advance, LAC fallback, Ichnaea's hybrid rule |
 //! | [`store`] | the offline database and its streaming importers |
+//! | [`store::overlay`] | what `/v2/geosubmit` reports taught, combined with the imported data by [`GeoDb::fill`] |
 //! | [`wigle`], [`opencellid`] | API clients with typed errors (quota, credentials, provider messages) |
 //! | [`cache`] | read-through cache of provider answers, hits and misses, with a TTL |
 //! | [`locator`] | the async entry point over all sources |
@@ -93,4 +94,5 @@ pub use http::{DEFAULT_TIMEOUT, DEFAULT_USER_AGENT};
 pub use locator::{Locator, LocatorBuilder, Source};
 pub use mac::MacAddr;
 pub use query::{BeaconReading, CellReading, Dropped, MIN_BEACONS_IN_QUERY, Query, is_opted_out};
+pub use store::overlay::{ObservationFilter, SubmitReport};
 pub use store::{DbStats, GeoDb, ImportOptions, ImportProgress, ImportReport};

@@ -139,7 +139,7 @@ pub fn is_opted_out(ssid: &str) -> bool {
     lower.contains("_nomap") || lower.contains("_optout")
 }
 
-fn wifi_reading(ap: &WifiAccessPoint) -> Option<BeaconReading> {
+pub(crate) fn wifi_reading(ap: &WifiAccessPoint) -> Option<BeaconReading> {
     if ap.ssid.as_deref().is_some_and(is_opted_out) {
         return None;
     }
@@ -151,7 +151,7 @@ fn wifi_reading(ap: &WifiAccessPoint) -> Option<BeaconReading> {
     })
 }
 
-fn ble_reading(b: &BluetoothBeacon) -> Option<BeaconReading> {
+pub(crate) fn ble_reading(b: &BluetoothBeacon) -> Option<BeaconReading> {
     let mac = MacAddr::parse_station(&b.mac_address).ok()?;
     Some(BeaconReading {
         mac,
@@ -160,7 +160,7 @@ fn ble_reading(b: &BluetoothBeacon) -> Option<BeaconReading> {
     })
 }
 
-fn cell_reading(
+pub(crate) fn cell_reading(
     tower: &crate::api::CellTower,
     default_radio: Option<RadioType>,
 ) -> Option<CellReading> {

@@ -5,7 +5,7 @@
 //! [TLS check](tls), an [HTTP probe](http) and opt-in [access checks](access) turn them into
 //! typed [`Finding`]s, and a [`SignatureSet`] turns findings into [`Threat`]s with a severity
 //! and a remediation. A priority [task queue](task) runs scans in process, and is the engine
-//! the network agent will drive.
+//! the [network agent](agent) drives.
 //!
 //! # Scope first
 //!
@@ -53,11 +53,13 @@
 //! | [`signature`] | the signature file format, the built-in set, one-pass matching |
 //! | [`task`] | `ScanTask`, `ScanResult`, the priority queue and executor |
 //! | [`pipeline`] | a whole scan, and the executor's `LocalRunner` |
+//! | [`agent`] | the network agent: takes tasks from a vigil server over WebSocket, reports results until stored |
 //!
 //! Progress is reported through callbacks and channels; this crate never prints, never reads
 //! the environment and never installs a tracing subscriber.
 
 pub mod access;
+pub mod agent;
 pub mod banner;
 pub mod error;
 pub mod finding;

@@ -20,14 +20,9 @@ async fn raises_the_limit_and_survives_emfile() {
         .iter()
         .map(|l| l.local_addr().unwrap().port())
         .collect();
-    let accept = |l: tokio::net::TcpListener| {
-        tokio::spawn(async move {
-            while let Ok((s, _)) = l.accept().await {
-                drop(s);
-            }
-        })
-    };
-    let (t1, t2) = (accept(l1), accept(l2));
+    // The listeners never accept: the kernel completes handshakes from the backlog, so they stay
+    // open even while this process has no descriptor left (an accept loop would end on EMFILE
+    // and close them, which is what once made this test flaky).
     let lo = *ours.iter().next().unwrap();
     let ports = PortList::from_ports(
         (lo.saturating_sub(300).max(1)..=lo.saturating_add(300)).chain(ours.iter().copied()),
@@ -56,16 +51,18 @@ async fn raises_the_limit_and_survives_emfile() {
     while let Ok(f) = std::fs::File::open("/dev/null") {
         hog.push(f);
     }
-    // Leave a handful free, so progress is possible at a small window.
-    hog.truncate(hog.len().saturating_sub(12));
+    // Leave a handful free, so progress is possible at a small window (the scanner's per-core
+    // runtimes need a few descriptors of their own before the first connect).
+    hog.truncate(hog.len().saturating_sub(32));
     let scanner = PortScanner::new(PortScanConfig {
         raise_fd_limit: false,
         concurrency: 1000,
         ..PortScanConfig::default()
     })
     .unwrap();
-    let (results, stats) = scanner.scan(&plan).await.unwrap();
+    let scanned = scanner.scan(&plan).await;
     drop(hog);
+    let (results, stats) = scanned.unwrap_or_else(|e| panic!("the scan failed under EMFILE: {e}"));
     rlimit::setrlimit(rlimit::Resource::NOFILE, soft, hard).unwrap();
     assert!(
         stats.window_shrinks > 0,
@@ -75,6 +72,5 @@ async fn raises_the_limit_and_survives_emfile() {
     assert_eq!(stats.unknown, 0, "{stats:?}");
     let open: BTreeSet<u16> = results.iter().map(|r| r.addr.port()).collect();
     assert!(open.is_superset(&ours), "{open:?}");
-    t1.abort();
-    t2.abort();
+    drop((l1, l2));
 }

@@ -45,6 +45,9 @@ impl Principal {
 #[derive(Debug)]
 pub struct Auth {
     store: Store,
+    /// Serialises changes (store, then memory) with [`Auth::reload`], so a reload that read the
+    /// store just before a change can never overwrite the change in memory.
+    writes: std::sync::Mutex<()>,
     tokens: RwLock<HashMap<[u8; 32], Principal>>,
     sessions: RwLock<HashMap<[u8; 32], LiveSession>>,
 }
@@ -94,6 +97,7 @@ impl Auth {
             })
             .collect();
         Ok(Auth {
+            writes: std::sync::Mutex::new(()),
             tokens: RwLock::new(live),
             sessions: RwLock::new(sessions),
             store,
@@ -103,6 +107,7 @@ impl Auth {
     /// Re-reads tokens and sessions from the store, so changes made by another process (the
     /// `vigil token` command) take effect.
     pub fn reload(&self) -> Result<()> {
+        let _serial = self.writes.lock().unwrap_or_else(|p| p.into_inner());
         let fresh = Auth::load(self.store.clone())?;
         let tokens = fresh.tokens.into_inner().unwrap_or_else(|p| p.into_inner());
         let sessions = fresh
@@ -121,6 +126,7 @@ impl Auth {
 
     /// Mints a token; returns its record and the secret, which is shown once and never stored.
     pub fn create_token(&self, role: Role, label: &str) -> Result<(TokenRecord, String)> {
+        let _serial = self.writes.lock().unwrap_or_else(|p| p.into_inner());
         let secret = format!("{TOKEN_PREFIX}{}", random_secret()?);
         let hash = sha256(&secret);
         let record = TokenRecord {
@@ -143,6 +149,7 @@ impl Auth {
 
     /// Revokes the token with this id and ends its sessions.
     pub fn revoke(&self, id: &str) -> Result<()> {
+        let _serial = self.writes.lock().unwrap_or_else(|p| p.into_inner());
         if !self.store.revoke_token(id, Utc::now())? {
             return Err(Error::UnknownToken(id.to_owned()));
         }
@@ -170,6 +177,7 @@ impl Auth {
         principal: &Principal,
         ttl: std::time::Duration,
     ) -> Result<String> {
+        let _serial = self.writes.lock().unwrap_or_else(|p| p.into_inner());
         let secret = random_secret()?;
         let hash = sha256(&secret);
         let expires =
@@ -193,6 +201,7 @@ impl Auth {
 
     /// Ends a session.
     pub fn end_session(&self, secret: &str) -> Result<()> {
+        let _serial = self.writes.lock().unwrap_or_else(|p| p.into_inner());
         let hash = sha256(secret);
         write(&self.sessions).remove(&hash);
         self.store.delete_session(&hash)

@@ -24,6 +24,13 @@ use crate::error::{Error, Result};
 /// | `session_ttl` | 12 h | lifetime of a dashboard session cookie |
 /// | `cookie_secure` | false | mark the session cookie `Secure` (set it behind HTTPS) |
 /// | `event_log_retention` | 100 000 | events kept in the database's event log |
+/// | `dashboard` | OpenStreetMap tiles, Leaflet from a CDN with SRI, no embed key | the dashboard page's map and street-level settings ([`crate::DashboardConfig`]) |
+/// | `scope` | empty | what may be scanned (CIDRs, addresses, ranges, host names, `*.domain`); empty refuses every scan |
+/// | `local_agent` | on, 4 tasks at once | the in-process scanning agent |
+/// | `demo` | false | `vigil serve --demo`: deliberately weak services on 127.0.0.1, scans of them, simulated activity labelled `demo`; adds `127.0.0.1` to the scope |
+/// | `agent_lease` | 30 s | how long a remote agent keeps its tasks without a heartbeat |
+/// | `imagery` | no keys | provider keys and endpoints for Street View and open imagery ([`crate::ImageryConfig`]) |
+/// | `geo` | offline only, 10 online lookups per request | WiGLE/OpenCellID keys and limits for the geolocation endpoints ([`crate::GeoConfig`]); the offline database is `<data_dir>/geodb` |
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Where the database lives.
@@ -54,6 +61,21 @@ pub struct ServerConfig {
     pub cookie_secure: bool,
     /// Events kept in the database's event log.
     pub event_log_retention: u64,
+    /// The dashboard page's map and street-level settings.
+    pub dashboard: crate::dashboard::DashboardConfig,
+    /// Street View and open imagery providers.
+    pub imagery: crate::imagery::ImageryConfig,
+    /// Geolocation providers and limits.
+    pub geo: crate::geolocate::GeoConfig,
+    /// What may be scanned.
+    pub scope: Vec<String>,
+    /// Tasks the in-process agent runs at once; `None` turns it off.
+    pub local_agent: Option<usize>,
+    /// Demo mode: weak loopback services, scans of them and simulated activity (the crate's
+    /// "Demo mode" section). Adds `127.0.0.1` to the scope.
+    pub demo: bool,
+    /// How long a remote agent keeps its tasks without a heartbeat.
+    pub agent_lease: Duration,
 }
 
 impl Default for ServerConfig {
@@ -73,11 +95,27 @@ impl Default for ServerConfig {
             session_ttl: Duration::from_secs(12 * 3600),
             cookie_secure: false,
             event_log_retention: 100_000,
+            dashboard: crate::dashboard::DashboardConfig::default(),
+            imagery: crate::imagery::ImageryConfig::default(),
+            geo: crate::geolocate::GeoConfig::default(),
+            scope: Vec::new(),
+            local_agent: Some(4),
+            demo: false,
+            agent_lease: Duration::from_secs(30),
         }
     }
 }
 
 impl ServerConfig {
+    /// What may be scanned: [`ServerConfig::scope`], plus `127.0.0.1` in demo mode only.
+    pub fn scan_scope(&self) -> Vec<String> {
+        let mut scope = self.scope.clone();
+        if self.demo && !scope.iter().any(|rule| rule == crate::demo::LOOPBACK) {
+            scope.push(crate::demo::LOOPBACK.to_owned());
+        }
+        scope
+    }
+
     /// Checks the values that could make the server unusable.
     pub fn validate(&self) -> Result<()> {
         let bad = |what: &str| Err(Error::Config(what.to_owned()));
@@ -95,6 +133,11 @@ impl ServerConfig {
         }
         if self.outbound_queue_bytes < self.max_message_bytes {
             return bad("outbound_queue_bytes must be at least max_message_bytes");
+        }
+        if let Some(n) = self.local_agent
+            && !(1..=64).contains(&n)
+        {
+            return bad("local_agent concurrency must be in 1..=64");
         }
         for origin in &self.allowed_origins {
             if origin == "*"

@@ -130,6 +130,7 @@ impl Caller {
     }
 }
 
+#[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, description = "Liveness in the seed dashboard's shape", body = Object)))]
 /// `GET /health`, in the shape of the seed dashboard server.
 pub async fn health(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
@@ -142,11 +143,13 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
+#[utoipa::path(get, path = "/livez", tag = "health", responses((status = 200, description = "The process answers", body = Object)))]
 /// `GET /livez`: the process answers.
 pub async fn livez() -> &'static str {
     "ok"
 }
 
+#[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, description = "Ready"), (status = 503, description = "Shutting down")))]
 /// `GET /readyz`: 503 once shutdown has begun.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     if state.is_draining() {
@@ -156,6 +159,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
+#[utoipa::path(get, path = "/stats", tag = "events", responses((status = 200, description = "Event metrics in the seed dashboard's shape (viewer)", body = Object), (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody), (status = 403, description = "The role may not do this", body = crate::openapi::ErrorBody)), security(("token" = []), ("session" = [])))]
 /// `GET /stats` (viewer), in the shape of the seed dashboard server.
 pub async fn stats(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
@@ -191,6 +195,7 @@ pub async fn stats(State(state): State<AppState>, caller: Caller) -> Result<Json
     })))
 }
 
+#[utoipa::path(get, path = "/api/websocket/status", tag = "events", responses((status = 200, description = "Connections and members per room (viewer)", body = Object), (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody), (status = 403, description = "The role may not do this", body = crate::openapi::ErrorBody)), security(("token" = []), ("session" = [])))]
 /// `GET /api/websocket/status` (viewer), in the shape of the seed WebSocket plan.
 pub async fn websocket_status(
     State(state): State<AppState>,
@@ -239,6 +244,7 @@ impl From<&Principal> for SessionInfo {
     }
 }
 
+#[utoipa::path(post, path = "/api/session", tag = "auth", request_body(content = Object, description = "{\"token\": \"vgl_…\"}"), responses((status = 200, description = "A session cookie was set", body = Object)))]
 /// `POST /api/session`: trades a token for an HttpOnly, SameSite=Strict session cookie.
 pub async fn create_session(
     State(state): State<AppState>,
@@ -274,11 +280,13 @@ pub async fn create_session(
     Ok(response)
 }
 
+#[utoipa::path(get, path = "/api/session", tag = "auth", responses((status = 200, description = "Who the caller is", body = Object), (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody), (status = 403, description = "The role may not do this", body = crate::openapi::ErrorBody)), security(("token" = []), ("session" = [])))]
 /// `GET /api/session`: who the caller is.
 pub async fn session_info(caller: Caller) -> Json<SessionInfo> {
     Json(SessionInfo::from(&caller.0))
 }
 
+#[utoipa::path(delete, path = "/api/session", tag = "auth", responses((status = 204, description = "Signed out")))]
 /// `DELETE /api/session`: ends the cookie session.
 pub async fn end_session(
     State(state): State<AppState>,
@@ -320,6 +328,7 @@ pub struct EventsQuery {
     pub limit: Option<usize>,
 }
 
+#[utoipa::path(get, path = "/api/events", tag = "events", params(("rooms" = Option<String>, Query, description = "Comma-separated rooms"), ("since" = Option<u64>, Query, description = "Last seq seen"), ("epoch" = Option<String>, Query, description = "Epoch of since"), ("min_severity" = Option<String>, Query, description = "info|success|warning|error|critical"), ("limit" = Option<u32>, Query, description = "At most 1000")), responses((status = 200, description = "History after a position (viewer)", body = Object), (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody), (status = 403, description = "The role may not do this", body = crate::openapi::ErrorBody)), security(("token" = []), ("session" = [])))]
 /// `GET /api/events` (viewer): history after a position, from the rooms the caller may read.
 pub async fn list_events(
     State(state): State<AppState>,
@@ -386,6 +395,7 @@ pub async fn list_events(
     })))
 }
 
+#[utoipa::path(post, path = "/api/events", tag = "events", request_body(content = Object, description = "{kind, room, severity?, data?}"), responses((status = 201, description = "Published (operator; room rules apply)", body = Object), (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody), (status = 403, description = "The role may not do this", body = crate::openapi::ErrorBody)), security(("token" = []), ("session" = [])))]
 /// `POST /api/events` (operator, and the room's publish rule): publish from outside.
 pub async fn publish_event(
     State(state): State<AppState>,

@@ -8,23 +8,40 @@
 //!
 //! | route | who | what |
 //! |---|---|---|
+//! | `GET /dashboard` | anyone (signs in with a token) | the live dashboard page; its assets under `/dashboard/assets/…`, a local Leaflet under `/dashboard/vendor/leaflet/…` when configured |
+//! | `GET /api/dashboard/config` | viewer | the map settings the page needs (tile URL, Leaflet source, embed key) |
 //! | `GET /health` | anyone | liveness with the seed dashboard's fields |
 //! | `GET /livez`, `GET /readyz` | anyone | process up; ready (503 while shutting down) |
 //! | `GET /stats` | viewer | event metrics in the seed dashboard's shape |
 //! | `GET /api/websocket/status` | viewer | connections and members per room |
+//! | `GET /metrics` | viewer | Prometheus/OpenMetrics text: HTTP latency by route, WebSocket connections, frames by room, queued bytes, disconnects by reason, events by room and severity |
 //! | `POST /api/session` | anyone with a token | trades a token for an HttpOnly, SameSite=Strict cookie |
 //! | `GET`, `DELETE /api/session` | session | who am I; sign out |
+//! | `GET`, `POST /api/tokens`; `DELETE /api/tokens/{id}` | admin | list, mint (the secret is in that answer only) and revoke tokens |
 //! | `GET /api/events` | viewer | history after `since` (and `epoch`), from readable rooms |
 //! | `POST /api/events` | operator | publish an event (room rules apply) |
+//! | `POST /api/scans` (seed alias `POST /api/scan`) | operator | schedule a scan: `{targets, scan_types, ports, priority, retries}`; every target is checked against the server's scope first |
+//! | `GET /api/scans`, `GET /api/scans/{id}` | viewer | scans with their tasks; one scan with its stored results |
+//! | `DELETE /api/scans/{id}` | operator | cancel what has not finished |
+//! | `GET /api/agents` | viewer | agents, their capabilities and load |
+//! | `POST /api/agents/{id}/command` | admin | `{command: stop\|cancel\|health_check, task_id?}` |
+//! | `GET /api/alerts` | viewer | raised alerts, newest first (one per scan, target and signature) |
+//! | `GET /api/streetview` | viewer | Google Maps Street View link; with a key, the free metadata and a Static preview URL |
+//! | `GET /api/streetview/image` | viewer | the Static API image, fetched by the server so the key stays here |
+//! | `GET /api/imagery` | viewer | Mapillary and Panoramax images near a point, nearest first, with viewer links |
+//! | `POST /v1/geolocate` | any role; token also as `?key=` | Ichnaea/Google geolocation: gzip bodies, per-entry validation, Google-shaped errors (the `geolocate` module's docs) |
+//! | `POST /v2/geosubmit` | operator, admin or agent; `?key=` too | Ichnaea observations; accepted ones refine later answers |
+//! | `POST /api/locate/wifi`, `POST /api/locate/hybrid` | any role | the seed's `{bssids}` / `{bssids, cell_towers}` lookups and answer shape |
+//! | `GET /api/openapi.json` | anyone | the OpenAPI 3.1 document of these routes |
 //! | `GET /ws` | token or session | the WebSocket protocol below |
-//!
-//! Scan orchestration, agents, Socket.IO, geolocation, imagery, `/metrics` and the dashboard
-//! page are not built yet.
+//! | `GET`, `POST /socket.io/` | token in the Socket.IO `auth` payload | Socket.IO v5 for python-socketio agents and `io()` dashboards: `join_room`/`leave_room`, events under their kind name, agents' `register_agent`/`heartbeat`/`scan_result` (the `socketio` module's docs) |
 //!
 //! # Security defaults
 //!
 //! - Every caller authenticates: `Authorization: Bearer vgl_…`, a session cookie, or an `auth`
-//!   message on `/ws`. A token in a query string (`?token=`) is refused everywhere.
+//!   message on `/ws`. A token in a query string (`?token=`) is refused everywhere; the one
+//!   exception is `?key=` on `/v1/geolocate` and `/v2/geosubmit`, because Ichnaea clients (microG,
+//!   NeoStumbler) can only put their API key in the URL. The server never logs query strings.
 //! - Tokens carry a role: `viewer` < `operator` < `admin`, and `agent`. Rooms say which roles may
 //!   subscribe and publish: `admin` is admin-only; only operators and admins publish to `chat`.
 //! - Browser requests must come from the server's own origin or a configured one.
@@ -32,7 +49,8 @@
 //!   rate limited (close 4029); each client has a bounded outbound queue and is closed with 4008
 //!   when it stops reading, so it never slows anyone else; unauthenticated sockets are closed
 //!   after 10 s (4001).
-//! - Responses carry `Content-Security-Policy: default-src 'self'`, `X-Content-Type-Options`,
+//! - Responses carry `Content-Security-Policy: default-src 'self'` plus exactly the configured
+//!   tile, imagery, CDN and embed hosts (no `unsafe-inline`), `X-Content-Type-Options`,
 //!   `Referrer-Policy: no-referrer` and `X-Frame-Options: DENY`.
 //!
 //! # The `/ws` protocol
@@ -46,6 +64,10 @@
 //! | `unsubscribe` | `rooms`, `id` | `ack` |
 //! | `publish` | `kind`, `room`, optional `severity`, `data`, `id` | `ack` with the event's `seq` |
 //! | `ping` | `id` | `ack` |
+//! | `register_agent` (agent role) | `capabilities`, `max_concurrent`, optional `agent_id`, `name` | `registration_ack` with `agent_id`, `heartbeat_seconds` |
+//! | `heartbeat` (agents) | optional `running` | nothing; renews the lease on its tasks |
+//! | `task_progress` (agents) | `task_id`, `progress` (0..1), optional `message` | nothing, or `error` |
+//! | `scan_result` (agents) | `result`: `{scan_id, task_id, agent_id, target, kind, status, findings, threats, duration_seconds, time, attempts, error}` | `ack` (`of: "scan_result"`, `id`: the task) once stored, or `error`; resend until acknowledged, it is stored once |
 //!
 //! | server sends | fields |
 //! |---|---|
@@ -55,6 +77,8 @@
 //! | `lagged` | `missed`, `resume_from`: events lost that history no longer holds |
 //! | `ack` | `of` (the request's type), `id`, `seq` for a publish |
 //! | `error` | `code`, `message`, `id`; the connection stays open |
+//! | `assign_task` (to agents) | `task`: `{id, scan_id, kind, target, ports, parameters, priority, retries}` |
+//! | `command` (to agents) | `command` (`stop`, `cancel`, `health_check`), `task_id` |
 //!
 //! `subscribe` adds rooms to the connection's one subscription; `kinds` and `min_severity`, when
 //! given, replace the connection's filter. Events arrive in strictly increasing `seq`, except that
@@ -62,6 +86,10 @@
 //! last `epoch` and `seq` you saw and send them as `since` after a reconnect: you get what you
 //! missed with `recovered: true`, or `recovered: false` when the server's history no longer
 //! reaches back (or the server restarted: the epoch changed).
+//!
+//! Agents hold their tasks while they heartbeat (every `heartbeat_seconds`); when an agent
+//! disconnects or goes silent past its lease, its tasks go back to the queue until their retries
+//! are spent. A result is accepted only from the agent holding the task.
 //!
 //! Close codes: 1001 shutting down, 1009 message too big, 4001 unauthenticated, 4008 too slow,
 //! 4029 rate limited.
@@ -81,6 +109,22 @@
 //! < {"type":"error","code":"forbidden","message":"role operator may not subscribe to \"admin\""}
 //! ```
 //!
+//! # Demo mode
+//!
+//! With [`ServerConfig::demo`] (`vigil serve --demo`), [`serve`] also starts three deliberately
+//! weak services bound to `127.0.0.1` on ephemeral ports: an SSH-like banner whose key exchange
+//! offers `diffie-hellman-group1-sha1`, an HTTP server without security headers, and a TLS server
+//! whose self-signed certificate expired ten days ago (made at start). `127.0.0.1` joins the scan
+//! scope in demo mode only ([`ServerConfig::scan_scope`]). Scans of the three go through the
+//! orchestrator (requested by `demo`) at start and every five minutes, so the in-process agent
+//! raises real `threat_detected` and `critical_alert` events. Alongside, a simulated activity with
+//! the seed dashboard's mix (agent executions with quality scores, quality assessments,
+//! opportunities, synthesis phases, system health, chat, and `location_resolved` answers of the
+//! real geo-locate estimator on made-up access points) is published at one event every 1.5 s,
+//! each with `source: "demo"` and `demo: true` in its data. A [`DemoStarted`] event
+//! (`demo_started`, room `monitoring`) says where the services listen. Shutdown cancels the
+//! unfinished demo scans, stops the demo's tasks and closes its listeners.
+//!
 //! # Example
 //!
 //! ```no_run
@@ -98,12 +142,23 @@
 
 pub mod auth;
 mod config;
+mod dashboard;
+mod demo;
 mod error;
 mod eventlog;
+mod geolocate;
 pub mod http;
+mod imagery;
+mod local_agent;
+mod openapi;
+pub mod orchestrator;
 pub mod protocol;
+mod scans;
+mod socketio;
 mod state;
 pub mod store;
+mod telemetry;
+mod tokens;
 mod ws;
 
 use std::future::Future;
@@ -119,12 +174,18 @@ use tokio_util::sync::CancellationToken;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use config::ServerConfig;
+pub use dashboard::{DashboardConfig, LeafletSource};
+pub use demo::{DemoService, DemoStarted};
 pub use error::{ApiError, Error, Result};
+pub use geolocate::GeoConfig;
+pub use imagery::ImageryConfig;
 pub use state::{AppState, FirstStart, WsCounters};
 
 /// The whole HTTP and WebSocket surface, ready to serve or to drive in tests.
 pub fn app(state: AppState) -> Router {
     let body_limit = state.config().max_body_bytes;
+    let csp = HeaderValue::from_str(&dashboard::content_security_policy(state.config()))
+        .expect("the policy is built from filtered origins: visible ASCII only");
     let header = |name: &'static str, value: &'static str| {
         SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static(name),
@@ -132,11 +193,12 @@ pub fn app(state: AppState) -> Router {
         )
     };
     Router::new()
-        .route("/", get(|| async { Redirect::temporary("/health") }))
+        .route("/", get(|| async { Redirect::temporary("/dashboard") }))
         .route("/health", get(http::health))
         .route("/livez", get(http::livez))
         .route("/readyz", get(http::readyz))
         .route("/stats", get(http::stats))
+        .route("/metrics", get(telemetry::metrics))
         .route("/api/websocket/status", get(http::websocket_status))
         .route(
             "/api/session",
@@ -148,13 +210,44 @@ pub fn app(state: AppState) -> Router {
             "/api/events",
             get(http::list_events).post(http::publish_event),
         )
+        .route("/api/tokens", get(tokens::list).post(tokens::create))
+        .route("/api/tokens/{id}", axum::routing::delete(tokens::revoke))
+        .route("/api/scans", get(scans::list).post(scans::create))
+        .route("/api/scan", axum::routing::post(scans::create_seed_alias))
+        .route("/api/openapi.json", get(openapi::document))
+        .route("/api/scans/{id}", get(scans::show).delete(scans::cancel))
+        .route("/api/agents", get(scans::agents))
+        .route(
+            "/api/agents/{id}/command",
+            axum::routing::post(scans::command),
+        )
+        .route("/api/alerts", get(scans::alerts))
+        .route("/api/streetview", get(imagery::streetview))
+        .route("/api/streetview/image", get(imagery::streetview_image))
+        .route("/api/imagery", get(imagery::imagery))
+        .route("/v1/geolocate", axum::routing::post(geolocate::geolocate))
+        .route("/v2/geosubmit", axum::routing::post(geolocate::geosubmit))
+        .route(
+            "/api/locate/wifi",
+            axum::routing::post(geolocate::locate_wifi),
+        )
+        .route(
+            "/api/locate/hybrid",
+            axum::routing::post(geolocate::locate_hybrid),
+        )
         .route("/ws", get(ws::upgrade))
+        .route_service("/socket.io/", socketio::service(&state))
+        .merge(dashboard::routes())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            telemetry::track,
+        ))
         .fallback(http::not_found)
         .layer(middleware::from_fn(refuse_query_tokens))
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(header(
-            "content-security-policy",
-            "default-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+        .layer(SetResponseHeaderLayer::if_not_present(
+            axum::http::header::CONTENT_SECURITY_POLICY,
+            csp,
         ))
         .layer(header("x-content-type-options", "nosniff"))
         .layer(header("referrer-policy", "no-referrer"))
@@ -185,6 +278,35 @@ pub async fn serve(
     let background = CancellationToken::new();
     let log = tokio::spawn(eventlog::run(state.clone(), background.clone()));
     let reload = tokio::spawn(reload_tokens(state.clone(), background.clone()));
+    let leases = tokio::spawn(expire_leases(state.clone(), background.clone()));
+    // Demo mode: weak loopback services, scans of them and the simulated activity. Before the
+    // in-process agent, so no scan an earlier demo left unfinished is handed to it.
+    let demo = if state.config().demo {
+        match demo::Demo::start(state.clone()).await {
+            Ok(demo) => Some(demo),
+            Err(err) => {
+                background.cancel();
+                return Err(err);
+            }
+        }
+    } else {
+        None
+    };
+    let local = state.config().local_agent.map(|concurrency| {
+        let orchestrator = std::sync::Arc::clone(state.orchestrator());
+        let runner = sec_scan::LocalRunner::new(
+            orchestrator.scope().cloned().unwrap_or_default(),
+            std::sync::Arc::new(sec_scan::SignatureSet::builtin()),
+            sec_scan::ScanOptions::default(),
+            std::sync::Arc::new(sec_scan::SystemResolver),
+        );
+        tokio::spawn(local_agent::run(
+            orchestrator,
+            std::sync::Arc::new(runner),
+            concurrency,
+            background.child_token(),
+        ))
+    });
     let drain_state = state.clone();
     let served = axum::serve(listener, app(state.clone()))
         .with_graceful_shutdown(async move {
@@ -209,10 +331,27 @@ pub async fn serve(
             "drain timeout: dropping the remaining connections"
         );
     }
+    if let Some(demo) = demo {
+        demo.stop().await;
+    }
     background.cancel();
+    if let Some(local) = local {
+        let _ = local.await;
+    }
+    let _ = leases.await;
     let _ = log.await;
     let _ = reload.await;
     served
+}
+
+async fn expire_leases(state: AppState, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => state.orchestrator().tick(),
+        }
+    }
 }
 
 /// Tokens minted or revoked by `vigil token` in another process take effect within this period.

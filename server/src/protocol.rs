@@ -66,6 +66,43 @@ pub enum ClientMessage {
         #[serde(default)]
         data: Option<serde_json::Value>,
     },
+    /// Agents: register capabilities and concurrency (needs the `agent` role).
+    RegisterAgent {
+        /// A stable id to keep across reconnects.
+        #[serde(default)]
+        agent_id: Option<String>,
+        /// A display name.
+        #[serde(default)]
+        name: Option<String>,
+        /// Task kinds it runs (`port_scan`, `ssl_check`, ...).
+        #[serde(default)]
+        capabilities: Vec<String>,
+        /// Tasks it runs at once.
+        #[serde(default)]
+        max_concurrent: Option<usize>,
+    },
+    /// Agents: renew the lease on running tasks.
+    Heartbeat {
+        /// Ids of the tasks it is running (informational).
+        #[serde(default)]
+        running: Vec<String>,
+    },
+    /// Agents: how far a task has got.
+    TaskProgress {
+        /// The task.
+        task_id: String,
+        /// 0 to 1.
+        progress: f64,
+        /// A short note.
+        #[serde(default)]
+        message: Option<String>,
+    },
+    /// Agents: a task's result; acknowledged (`ack` with `of: "scan_result"` and the task id)
+    /// once stored. Send it again until acknowledged: it is stored once.
+    ScanResult {
+        /// The result.
+        result: Box<sec_scan::ScanResult>,
+    },
     /// Ask for an `ack`.
     Ping {
         /// Echoed in the answer.
@@ -133,6 +170,28 @@ pub enum ServerMessage<'a> {
         /// The sequence number of a published event.
         #[serde(skip_serializing_if = "Option::is_none")]
         seq: Option<u64>,
+    },
+    /// An agent is registered.
+    RegistrationAck {
+        /// Its id (send it as `agent_id` when reconnecting).
+        agent_id: String,
+        /// Always `success`.
+        status: &'static str,
+        /// Send a heartbeat at least this often.
+        heartbeat_seconds: u64,
+    },
+    /// A task for an agent.
+    AssignTask {
+        /// The task.
+        task: &'a sec_scan::ScanTask,
+    },
+    /// A command for an agent.
+    Command {
+        /// What to do.
+        command: crate::orchestrator::AgentCommand,
+        /// The task it is about.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        task_id: Option<&'a str>,
     },
     /// A request failed; the connection stays open unless a close frame follows.
     Error {

@@ -13,7 +13,11 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Auth;
 use crate::config::ServerConfig;
 use crate::error::Result;
+use crate::geolocate::Geo;
+use crate::imagery::Imagery;
+use crate::orchestrator::{Orchestrator, OrchestratorConfig};
 use crate::store::Store;
+use crate::telemetry::Telemetry;
 
 /// Counters of the WebSocket side, for `/health`, `/api/websocket/status` and logs.
 #[derive(Debug, Default)]
@@ -50,6 +54,10 @@ struct Inner {
     shutdown: CancellationToken,
     tracker: TaskTracker,
     counters: WsCounters,
+    imagery: Imagery,
+    geo: Geo,
+    telemetry: Telemetry,
+    orchestrator: Arc<Orchestrator>,
 }
 
 /// What [`AppState::open`] found on first start.
@@ -84,11 +92,37 @@ impl AppState {
         } else {
             None
         };
+        let imagery = Imagery::new(&config.imagery)?;
+        let geo = Geo::new(&config.data_dir, &config.geo)?;
         let bus = BusConfig {
             rooms: config.rooms.clone(),
             ..BusConfig::default()
         }
         .build()?;
+        let scan_scope = config.scan_scope();
+        let scope = if scan_scope.is_empty() {
+            None
+        } else {
+            let mut builder = sec_scan::Scope::builder();
+            for rule in scan_scope {
+                builder = builder.allow(rule);
+            }
+            Some(
+                builder
+                    .build()
+                    .map_err(|e| crate::Error::Config(format!("scope: {e}")))?,
+            )
+        };
+        let orchestrator = Arc::new(Orchestrator::new(
+            bus.clone(),
+            store.clone(),
+            scope,
+            Arc::new(sec_scan::SystemResolver),
+            OrchestratorConfig {
+                lease: config.agent_lease,
+                ..OrchestratorConfig::default()
+            },
+        )?);
         let state = AppState {
             inner: Arc::new(Inner {
                 config,
@@ -103,6 +137,10 @@ impl AppState {
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 counters: WsCounters::default(),
+                imagery,
+                geo,
+                telemetry: Telemetry::default(),
+                orchestrator,
             }),
         };
         Ok((state, first))
@@ -126,6 +164,26 @@ impl AppState {
     /// Tokens and sessions.
     pub fn auth(&self) -> &Auth {
         &self.inner.auth
+    }
+
+    /// Street View and open imagery clients.
+    pub fn imagery(&self) -> &Imagery {
+        &self.inner.imagery
+    }
+
+    /// The geolocation database and locator.
+    pub fn geo(&self) -> &Geo {
+        &self.inner.geo
+    }
+
+    /// Scans, tasks and agents.
+    pub fn orchestrator(&self) -> &Arc<Orchestrator> {
+        &self.inner.orchestrator
+    }
+
+    /// Prometheus metrics kept by the server.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.inner.telemetry
     }
 
     /// WebSocket counters.

@@ -41,6 +41,39 @@ CREATE TABLE IF NOT EXISTS events (
     json     TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_time ON events(time);
+CREATE TABLE IF NOT EXISTS scans (
+    id           TEXT PRIMARY KEY,
+    requested_by TEXT NOT NULL,
+    request      TEXT NOT NULL,
+    created      TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    id       TEXT PRIMARY KEY,
+    scan_id  TEXT NOT NULL REFERENCES scans(id),
+    task     TEXT NOT NULL,
+    status   TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    agent    TEXT
+);
+CREATE INDEX IF NOT EXISTS tasks_scan ON tasks(scan_id);
+CREATE TABLE IF NOT EXISTS results (
+    task_id  TEXT PRIMARY KEY REFERENCES tasks(id),
+    scan_id  TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    result   TEXT NOT NULL,
+    stored   TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    id           INTEGER PRIMARY KEY,
+    scan_id      TEXT NOT NULL,
+    task_id      TEXT NOT NULL,
+    target       TEXT NOT NULL,
+    signature_id TEXT NOT NULL,
+    severity     TEXT NOT NULL,
+    threat       TEXT NOT NULL,
+    raised       TEXT NOT NULL,
+    UNIQUE (scan_id, target, signature_id)
+);
 ";
 
 /// A token as stored: never the secret, only its SHA-256.
@@ -297,6 +330,203 @@ impl Store {
     pub fn event_count(&self) -> Result<u64> {
         self.with(|c| c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0)))
             .map(|n| n as u64)
+    }
+}
+
+/// A scan as stored: who asked, what they asked (the request JSON), and its tasks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanRow {
+    /// The scan id.
+    pub id: String,
+    /// The token label or id of who asked.
+    pub requested_by: String,
+    /// The request as accepted, JSON.
+    pub request: String,
+    /// When it was accepted.
+    pub created: DateTime<Utc>,
+}
+
+/// A task as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRow {
+    /// The task id.
+    pub id: String,
+    /// Its scan.
+    pub scan_id: String,
+    /// The task, JSON.
+    pub task: String,
+    /// `queued`, `running`, or how it ended.
+    pub status: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// The agent it was last assigned to.
+    pub agent: Option<String>,
+}
+
+/// An alert to store: one per (scan, target, signature).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRow {
+    /// The scan.
+    pub scan_id: String,
+    /// The task that found it.
+    pub task_id: String,
+    /// The target as the operator named it.
+    pub target: String,
+    /// The signature that matched.
+    pub signature_id: String,
+    /// Its severity name.
+    pub severity: String,
+    /// The threat, JSON.
+    pub threat: String,
+}
+
+impl Store {
+    /// Stores a scan and its tasks in one transaction.
+    pub fn insert_scan(&self, scan: &ScanRow, tasks: &[TaskRow]) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO scans (id, requested_by, request, created) VALUES (?1, ?2, ?3, ?4)",
+                params![scan.id, scan.requested_by, scan.request, scan.created.to_rfc3339()],
+            )?;
+            for t in tasks {
+                tx.execute(
+                    "INSERT INTO tasks (id, scan_id, task, status, attempts, agent) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![t.id, t.scan_id, t.task, t.status, t.attempts, t.agent],
+                )?;
+            }
+            tx.commit()
+        })
+    }
+
+    /// Records a task's status and attempts. A task that has ended keeps its final status:
+    /// writes may arrive out of order, and an ended task must never be run again on restart.
+    pub fn update_task(
+        &self,
+        id: &str,
+        status: &str,
+        attempts: u32,
+        agent: Option<&str>,
+    ) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE tasks SET status = ?2, attempts = ?3, agent = COALESCE(?4, agent)
+                 WHERE id = ?1 AND status IN ('queued', 'running')",
+                params![id, status, attempts, agent],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Stores a task's result and its new alerts in one transaction. Returns `false` (and
+    /// changes nothing) when the task already has a result: resending is harmless. Alerts
+    /// already raised for the same scan, target and signature are not raised again; the
+    /// returned list holds only the new ones.
+    pub fn store_result(
+        &self,
+        task_id: &str,
+        scan_id: &str,
+        agent_id: &str,
+        status: &str,
+        result: &str,
+        alerts: &[AlertRow],
+    ) -> Result<Option<Vec<AlertRow>>> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let inserted = tx.execute(
+                "INSERT OR IGNORE INTO results (task_id, scan_id, agent_id, result, stored) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![task_id, scan_id, agent_id, result, Utc::now().to_rfc3339()],
+            )?;
+            if inserted == 0 {
+                return Ok(None);
+            }
+            tx.execute("UPDATE tasks SET status = ?2 WHERE id = ?1", params![task_id, status])?;
+            let mut fresh = Vec::new();
+            for a in alerts {
+                let n = tx.execute(
+                    "INSERT OR IGNORE INTO alerts (scan_id, task_id, target, signature_id, severity, threat, raised)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![a.scan_id, a.task_id, a.target, a.signature_id, a.severity, a.threat, Utc::now().to_rfc3339()],
+                )?;
+                if n == 1 {
+                    fresh.push(a.clone());
+                }
+            }
+            tx.commit()?;
+            Ok(Some(fresh))
+        })
+    }
+
+    /// Every scan, oldest first.
+    pub fn scans(&self) -> Result<Vec<ScanRow>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, requested_by, request, created FROM scans ORDER BY created, id",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                let created: String = r.get(3)?;
+                Ok(ScanRow {
+                    id: r.get(0)?,
+                    requested_by: r.get(1)?,
+                    request: r.get(2)?,
+                    created: parse_time(&created),
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Every task, in insertion order.
+    pub fn tasks(&self) -> Result<Vec<TaskRow>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, scan_id, task, status, attempts, agent FROM tasks ORDER BY rowid",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(TaskRow {
+                    id: r.get(0)?,
+                    scan_id: r.get(1)?,
+                    task: r.get(2)?,
+                    status: r.get(3)?,
+                    attempts: r.get(4)?,
+                    agent: r.get(5)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// The stored results of a scan, JSON, in storage order.
+    pub fn results(&self, scan_id: &str) -> Result<Vec<String>> {
+        self.with(|c| {
+            let mut stmt =
+                c.prepare("SELECT result FROM results WHERE scan_id = ?1 ORDER BY rowid")?;
+            let rows = stmt.query_map(params![scan_id], |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+
+    /// The newest `limit` alerts, newest first, as (raised, threat JSON, scan, task, target).
+    pub fn alerts(&self, limit: u32) -> Result<Vec<(String, AlertRow)>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT raised, scan_id, task_id, target, signature_id, severity, threat FROM alerts ORDER BY id DESC LIMIT ?1",
+            )?;
+            let rows = stmt.query_map(params![limit], |r| {
+                Ok((
+                    r.get(0)?,
+                    AlertRow {
+                        scan_id: r.get(1)?,
+                        task_id: r.get(2)?,
+                        target: r.get(3)?,
+                        signature_id: r.get(4)?,
+                        severity: r.get(5)?,
+                        threat: r.get(6)?,
+                    },
+                ))
+            })?;
+            rows.collect()
+        })
     }
 }
 

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::http::{check_origin, session_principal};
+use crate::orchestrator::{AgentHello, AgentOrder};
 use crate::protocol::{ClientMessage, RoomInfo, ServerMessage, Since, close, event_frame};
 use crate::state::AppState;
 use crate::store::role_name;
@@ -98,6 +99,7 @@ async fn writer(
     mut sink: futures::stream::SplitSink<WebSocket, Message>,
     mut rx: mpsc::UnboundedReceiver<Message>,
     bytes: Arc<AtomicUsize>,
+    state: AppState,
 ) {
     let mut batch = Vec::with_capacity(64);
     while rx.recv_many(&mut batch, 64).await > 0 {
@@ -108,6 +110,7 @@ async fn writer(
                 return;
             }
             bytes.fetch_sub(len, Ordering::AcqRel);
+            state.telemetry().queued(-(len as i64));
             if closing {
                 let _ = sink.flush().await;
                 let _ = sink.close().await;
@@ -163,6 +166,9 @@ enum End {
 
 struct Connection {
     state: AppState,
+    /// Set once the client registered as an agent.
+    agent_id: Option<String>,
+    orders: Option<mpsc::UnboundedReceiver<AgentOrder>>,
     principal: Option<Principal>,
     subscription: Option<Subscription>,
     rooms: BTreeSet<Room>,
@@ -175,6 +181,8 @@ impl Connection {
     fn new(state: AppState, principal: Option<Principal>) -> Connection {
         Connection {
             state,
+            agent_id: None,
+            orders: None,
             principal,
             subscription: None,
             rooms: BTreeSet::new(),
@@ -188,7 +196,7 @@ impl Connection {
         let (sink, mut stream) = socket.split();
         let (tx, rx) = mpsc::unbounded_channel();
         let bytes = Arc::new(AtomicUsize::new(0));
-        let writer = tokio::spawn(writer(sink, rx, Arc::clone(&bytes)));
+        let writer = tokio::spawn(writer(sink, rx, Arc::clone(&bytes), self.state.clone()));
         self.out = Some(Outbound {
             tx,
             bytes,
@@ -238,9 +246,15 @@ impl Connection {
                     if text.len() > config.max_message_bytes {
                         break End::Close(close::TOO_BIG, "message too big");
                     }
-                    match self.handle(&text) {
+                    match self.handle(&text).await {
                         Ok(()) => {}
                         Err(end) => break end,
+                    }
+                }
+                order = next_order(&mut self.orders) => {
+                    let Some(order) = order else { break End::Close(close::GOING_AWAY, "orchestrator stopped") };
+                    if !self.forward_order(&order) {
+                        break End::TooSlow;
                     }
                 }
                 delivery = next_delivery(&mut self.subscription) => {
@@ -255,11 +269,17 @@ impl Connection {
     }
 
     async fn finish(mut self, end: End, writer: tokio::task::JoinHandle<()>) {
+        if let Some(agent_id) = self.agent_id.take() {
+            self.state
+                .orchestrator()
+                .disconnected(&agent_id, "disconnected");
+        }
         if let Some(sub) = self.subscription.take() {
             drop(sub);
         }
         let rooms: Vec<String> = self.rooms.iter().map(|r| r.to_string()).collect();
         self.state.join_rooms(rooms.iter().map(String::as_str), -1);
+        let pending = self.out.as_ref().map(|out| Arc::clone(&out.bytes));
         if let Some(out) = self.out.take() {
             match end {
                 End::Gone => {}
@@ -280,6 +300,11 @@ impl Connection {
         if tokio::time::timeout(grace, writer).await.is_err() {
             abort.abort();
         }
+        // Whatever the writer never wrote leaves the server-wide queue gauge with the connection.
+        if let Some(pending) = pending {
+            let left = pending.swap(0, Ordering::AcqRel);
+            self.state.telemetry().queued(-(left as i64));
+        }
     }
 
     fn out(&self) -> &Outbound {
@@ -296,6 +321,7 @@ impl Connection {
             .counters()
             .frames_out
             .fetch_add(1, Ordering::Relaxed);
+        self.state.telemetry().queued(len as i64);
         self.out().send(Message::Text(Utf8Bytes::from(text)), len)
     }
 
@@ -315,6 +341,8 @@ impl Connection {
             .counters()
             .frames_out
             .fetch_add(1, Ordering::Relaxed);
+        self.state.telemetry().frame_out(event.room());
+        self.state.telemetry().queued(len as i64);
         if self.out().send(Message::Text(text), len) {
             true
         } else {
@@ -348,7 +376,7 @@ impl Connection {
         })
     }
 
-    fn handle(&mut self, text: &str) -> Result<(), End> {
+    async fn handle(&mut self, text: &str) -> Result<(), End> {
         let message: ClientMessage = match serde_json::from_str(text) {
             Ok(message) => message,
             Err(err) => {
@@ -405,6 +433,59 @@ impl Connection {
                 since,
             ),
             ClientMessage::Unsubscribe { id, rooms } => self.unsubscribe(id.as_deref(), &rooms),
+            ClientMessage::RegisterAgent {
+                agent_id,
+                name,
+                capabilities,
+                max_concurrent,
+            } => self.register_agent(
+                &principal,
+                AgentHello {
+                    agent_id,
+                    name,
+                    capabilities,
+                    max_concurrent,
+                },
+            ),
+            ClientMessage::Heartbeat { .. } => match &self.agent_id {
+                Some(id) => {
+                    self.state.orchestrator().heartbeat(id);
+                    true
+                }
+                None => self.error(None, "not_an_agent", "register_agent first".into()),
+            },
+            ClientMessage::TaskProgress {
+                task_id,
+                progress,
+                message,
+            } => match &self.agent_id {
+                Some(id) => match self.state.orchestrator().progress(
+                    id,
+                    &task_id,
+                    progress,
+                    message.as_deref(),
+                ) {
+                    Ok(()) => true,
+                    Err(refused) => self.error(Some(&task_id), refused.code(), refused.to_string()),
+                },
+                None => self.error(None, "not_an_agent", "register_agent first".into()),
+            },
+            ClientMessage::ScanResult { result } => match self.agent_id.clone() {
+                Some(id) => {
+                    let task_id = result.task_id.clone();
+                    match self.state.orchestrator().submit_result(&id, *result).await {
+                        Ok(_) => self.send(&ServerMessage::Ack {
+                            id: Some(&task_id),
+                            of: "scan_result",
+                            seq: None,
+                        }),
+                        Err(refused) => {
+                            self.error(Some(&task_id), refused.code(), refused.to_string())
+                        }
+                    }
+                }
+                None => self.error(None, "not_an_agent", "register_agent first".into()),
+            },
         };
         if ok { Ok(()) } else { Err(End::TooSlow) }
     }
@@ -623,6 +704,43 @@ impl Connection {
         }
     }
 
+    fn register_agent(&mut self, principal: &Principal, hello: AgentHello) -> bool {
+        if principal.role != event_bus::Role::Agent {
+            return self.error(
+                None,
+                "forbidden",
+                "only agent tokens may register agents".into(),
+            );
+        }
+        if self.agent_id.is_some() {
+            return self.error(
+                None,
+                "already_registered",
+                "this connection is registered already".into(),
+            );
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let id = self.state.orchestrator().register(hello, tx, false);
+        self.agent_id = Some(id.clone());
+        self.orders = Some(rx);
+        let lease = self.state.config().agent_lease.as_secs();
+        self.send(&ServerMessage::RegistrationAck {
+            agent_id: id,
+            status: "success",
+            heartbeat_seconds: (lease / 3).max(1),
+        })
+    }
+
+    fn forward_order(&self, order: &AgentOrder) -> bool {
+        match order {
+            AgentOrder::Assign(task) => self.send(&ServerMessage::AssignTask { task }),
+            AgentOrder::Command { command, task_id } => self.send(&ServerMessage::Command {
+                command: *command,
+                task_id: task_id.as_deref(),
+            }),
+        }
+    }
+
     fn filter_for(&self, rooms: Vec<Room>) -> Filter {
         Filter {
             rooms,
@@ -664,6 +782,15 @@ fn source_of(principal: &Principal) -> String {
         format!("token:{}", principal.token_id)
     } else {
         principal.label.clone()
+    }
+}
+
+async fn next_order(
+    orders: &mut Option<mpsc::UnboundedReceiver<AgentOrder>>,
+) -> Option<AgentOrder> {
+    match orders {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

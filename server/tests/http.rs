@@ -331,3 +331,273 @@ async fn revoked_tokens_stop_working_at_once() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn metrics_are_prometheus_text_behind_a_token() {
+    let api = Api::new();
+    let operator = api.token(Role::Operator);
+    assert_eq!(api.get("/metrics", None).await.0, StatusCode::UNAUTHORIZED);
+    api.post(
+        "/api/events",
+        Some(&operator),
+        json!({"kind": "chat_message", "room": "chat", "data": {}}),
+    )
+    .await;
+    api.get("/health", None).await;
+    let request = Request::get("/metrics")
+        .header("authorization", format!("Bearer {operator}"))
+        .body(Body::empty())
+        .unwrap();
+    let (status, headers, body) = api.call(request).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("openmetrics-text")
+    );
+    let text = body.as_str().expect("text body");
+    for expected in [
+        "vigil_ws_connections 0",
+        "vigil_events_by_room_total{room=\"chat\"} 1",
+        "vigil_events_by_severity_total{severity=\"info\"} 1",
+        "vigil_http_request_duration_seconds_count{method=\"POST\",route=\"/api/events\",status=\"201\"} 1",
+        "vigil_http_request_duration_seconds_count{method=\"GET\",route=\"/health\",status=\"200\"} 1",
+        "vigil_ws_disconnects_by_reason_total{reason=\"too_slow\"} 0",
+        "vigil_scan_tasks{state=\"queued\"} 0",
+        "vigil_agents_online 0",
+        "# EOF",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_rest_route() {
+    let api = Api::new();
+    let (status, doc) = api.get("/api/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/health", "get"),
+        ("/livez", "get"),
+        ("/readyz", "get"),
+        ("/stats", "get"),
+        ("/metrics", "get"),
+        ("/api/websocket/status", "get"),
+        ("/api/session", "post"),
+        ("/api/session", "delete"),
+        ("/api/events", "get"),
+        ("/api/events", "post"),
+        ("/api/scans", "post"),
+        ("/api/scan", "post"),
+        ("/api/scans/{id}", "get"),
+        ("/api/scans/{id}", "delete"),
+        ("/api/agents", "get"),
+        ("/api/agents/{id}/command", "post"),
+        ("/api/alerts", "get"),
+        ("/api/streetview", "get"),
+        ("/api/streetview/image", "get"),
+        ("/api/imagery", "get"),
+        ("/api/openapi.json", "get"),
+        ("/api/tokens", "get"),
+        ("/api/tokens", "post"),
+        ("/api/tokens/{id}", "delete"),
+        ("/api/dashboard/config", "get"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} is not documented"
+        );
+    }
+    assert!(doc["components"]["securitySchemes"]["token"].is_object());
+}
+
+#[tokio::test]
+async fn every_protected_route_refuses_a_missing_or_too_weak_token() {
+    let api = Api::new();
+    let tokens = [
+        (Role::Viewer, api.token(Role::Viewer)),
+        (Role::Operator, api.token(Role::Operator)),
+        (Role::Admin, api.admin.clone()),
+    ];
+    let rank = |role: Role| match role {
+        Role::Viewer => 0,
+        Role::Operator => 1,
+        _ => 2,
+    };
+    // (method, path, body, least role)
+    let routes: [(&str, &str, Option<Value>, Role); 12] = [
+        ("GET", "/stats", None, Role::Viewer),
+        ("GET", "/metrics", None, Role::Viewer),
+        ("GET", "/api/websocket/status", None, Role::Viewer),
+        ("GET", "/api/events", None, Role::Viewer),
+        (
+            "POST",
+            "/api/events",
+            Some(json!({"kind": "x", "room": "monitoring"})),
+            Role::Operator,
+        ),
+        ("GET", "/api/scans", None, Role::Viewer),
+        (
+            "POST",
+            "/api/scans",
+            Some(json!({"targets": ["127.0.0.1"]})),
+            Role::Operator,
+        ),
+        ("GET", "/api/agents", None, Role::Viewer),
+        (
+            "POST",
+            "/api/agents/nobody/command",
+            Some(json!({"command": "stop"})),
+            Role::Admin,
+        ),
+        ("GET", "/api/alerts", None, Role::Viewer),
+        ("GET", "/api/tokens", None, Role::Admin),
+        (
+            "GET",
+            "/api/imagery?lat=1&lng=2&provider=mapillary",
+            None,
+            Role::Viewer,
+        ),
+    ];
+    for (method, path, body, least) in routes {
+        let build = |token: Option<&str>| {
+            let mut request = Request::builder().method(method).uri(path);
+            if let Some(token) = token {
+                request = request.header("authorization", format!("Bearer {token}"));
+            }
+            match &body {
+                Some(json) => request
+                    .header("content-type", "application/json")
+                    .body(Body::from(json.to_string()))
+                    .unwrap(),
+                None => request.body(Body::empty()).unwrap(),
+            }
+        };
+        assert_eq!(
+            api.call(build(None)).await.0,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path} without a token"
+        );
+        assert_eq!(
+            api.call(build(Some("vgl_00"))).await.0,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path} with a wrong token"
+        );
+        let agent = api.token(Role::Agent);
+        assert_eq!(
+            api.call(build(Some(&agent))).await.0,
+            StatusCode::FORBIDDEN,
+            "{method} {path} with an agent token"
+        );
+        for (role, token) in &tokens {
+            let (status, _, body) = api.call(build(Some(token))).await;
+            if rank(*role) < rank(least) {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path} as {role:?}");
+                assert_eq!(
+                    body["error"]["code"], "forbidden",
+                    "{method} {path} as {role:?}"
+                );
+            } else {
+                // Allowed: whatever else may go wrong (an empty scope, an unknown agent), it is
+                // not the role.
+                assert_ne!(
+                    body["error"]["code"], "forbidden",
+                    "{method} {path} as {role:?}"
+                );
+                assert_ne!(
+                    status,
+                    StatusCode::UNAUTHORIZED,
+                    "{method} {path} as {role:?}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_connection_cap_refuses_extra_sockets() {
+    let server = common::TestServer::start(vigil_server::ServerConfig {
+        max_connections: 2,
+        ..config()
+    })
+    .await;
+    let token = server.token(Role::Viewer);
+    let (_a, _) = server.connect_as(&token).await;
+    let (_b, _) = server.connect_as(&token).await;
+    assert_eq!(server.upgrade_status("/ws", None).await, 503);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn admins_mint_list_and_revoke_tokens_over_the_api() {
+    let api = Api::new();
+    let admin = api.admin.clone();
+    let (status, created) = api
+        .post(
+            "/api/tokens",
+            Some(&admin),
+            json!({"role": "operator", "label": "night shift"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let secret = created["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        api.get("/api/scans", Some(&secret)).await.0,
+        StatusCode::OK,
+        "the new token works at once"
+    );
+    let (_, listed) = api.get("/api/tokens", Some(&admin)).await;
+    let rows = listed["tokens"].as_array().unwrap();
+    assert!(
+        rows.iter().any(|t| t["id"] == created["id"]
+            && t["label"] == "night shift"
+            && t["active"] == true)
+    );
+    assert!(
+        !listed.to_string().contains(&secret),
+        "secrets are never listed"
+    );
+
+    assert_eq!(
+        api.get("/api/tokens", Some(&secret)).await.0,
+        StatusCode::FORBIDDEN,
+        "operators do not manage tokens"
+    );
+    let (status, body) = api
+        .post("/api/tokens", Some(&admin), json!({"role": "root"}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_request"))
+    );
+
+    let delete = |id: String, token: String| {
+        Request::delete(format!("/api/tokens/{id}"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        api.call(delete(id.clone(), admin.clone())).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        api.get("/api/scans", Some(&secret)).await.0,
+        StatusCode::UNAUTHORIZED,
+        "revoked at once"
+    );
+    assert_eq!(
+        api.call(delete(id, admin.clone())).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let own = api.state.auth().verify_token(&admin).unwrap().token_id;
+    assert_eq!(
+        api.call(delete(own, admin.clone())).await.0,
+        StatusCode::BAD_REQUEST,
+        "an admin cannot lock itself out"
+    );
+}

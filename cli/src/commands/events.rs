@@ -71,7 +71,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(tail(args))
 }
 
-fn ws_url(server: &str) -> anyhow::Result<String> {
+/// The `/ws` URL of a server given as `http(s)://host:port` (or already `ws(s)://`).
+pub(crate) fn ws_url(server: &str) -> anyhow::Result<String> {
     let server = server.trim_end_matches('/');
     let url = if let Some(rest) = server.strip_prefix("http://") {
         format!("ws://{rest}/ws")

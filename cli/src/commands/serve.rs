@@ -1,44 +1,279 @@
 //! `vigil serve`: run the reference server.
+//!
+//! Provider keys come from the environment: `GOOGLE_MAPS_API_KEY` and
+//! `GOOGLE_MAPS_URL_SIGNING_SECRET` (Street View metadata and Static previews, proxied so the key
+//! never reaches a browser), `MAPILLARY_ACCESS_TOKEN` (Mapillary images near a point),
+//! `WIGLE_API_NAME` + `WIGLE_API_TOKEN` and `OPENCELLID_API_KEY` (online sources of the
+//! geolocation endpoints, as for `vigil locate`; without them only `<data-dir>/geodb` answers).
+//! `GOOGLE_MAPS_EMBED_KEY` is different: a Maps Embed API *browser* key, restricted to the
+//! dashboard's referrers, that the dashboard page uses for the interactive panorama.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use vigil_server::{AppState, ServerConfig};
+use serde::Serialize;
+use streetview::{AccessToken, ApiKey, SigningSecret};
 
-/// Arguments of `vigil serve`.
+use crate::config::{self, Keys, Layers};
+use vigil_server::{
+    AppState, DashboardConfig, DemoStarted, GeoConfig, ImageryConfig, LeafletSource, ServerConfig,
+};
+
+/// Arguments of `vigil serve`. Each flag also comes from its `VIGIL_*` variable or the `[serve]`
+/// table of `vigil.toml` (flags win, then the environment, then the file).
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
     vigil serve\n  \
-    vigil serve --bind 127.0.0.1:9000 --data-dir /var/lib/vigil --allow-origin https://ops.example")]
+    vigil serve --demo\n  \
+    vigil serve --bind 127.0.0.1:9000 --data-dir /var/lib/vigil --allow-origin https://ops.example\n  \
+    vigil config show                                   # the settings in effect, secrets masked")]
 pub struct Args {
-    /// Address to listen on. The default keeps the server on this machine; expose it
-    /// deliberately, behind TLS.
-    #[arg(long, default_value = "127.0.0.1:8000")]
-    bind: SocketAddr,
+    /// Address to listen on [default: 127.0.0.1:8000; env VIGIL_BIND]. The default keeps the
+    /// server on this machine; expose it deliberately, behind TLS.
+    #[arg(long, env = "VIGIL_BIND", hide_env = true)]
+    bind: Option<SocketAddr>,
 
-    /// Directory of the SQLite database (tokens, sessions, event log).
-    #[arg(long, default_value = "vigil-data")]
-    data_dir: PathBuf,
+    /// Directory of the SQLite database [default: vigil-data; env VIGIL_DATA_DIR].
+    #[arg(long, env = "VIGIL_DATA_DIR", hide_env = true)]
+    data_dir: Option<PathBuf>,
 
-    /// A browser origin allowed besides the server's own (repeatable), e.g. https://ops.example.
+    /// A browser origin allowed besides the server's own (repeatable), e.g. https://ops.example
+    /// [env VIGIL_ALLOW_ORIGINS, comma-separated].
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     allowed_origins: Vec<String>,
 
-    /// Mark the session cookie Secure (set this when serving behind HTTPS).
+    /// Mark the session cookie Secure (set this when serving behind HTTPS) [env VIGIL_COOKIE_SECURE].
     #[arg(long)]
     cookie_secure: bool,
+
+    /// What may be scanned (repeatable): an address, CIDR, range, host name or `*.domain`. Without
+    /// it, every scan is refused. Loopback only when named (127.0.0.1) [env VIGIL_SCOPE,
+    /// comma-separated].
+    #[arg(long = "scope", value_name = "CIDR|HOST")]
+    scope: Vec<String>,
+
+    /// Do not run the in-process scanning agent (scans then wait for remote agents)
+    /// [env VIGIL_LOCAL_AGENT=false].
+    #[arg(long)]
+    no_local_agent: bool,
+
+    /// Demo mode: start deliberately weak services on 127.0.0.1 (and add 127.0.0.1 to the
+    /// scope), scan them, and publish simulated agent activity labelled `demo` [env VIGIL_DEMO].
+    #[arg(long)]
+    demo: bool,
+
+    /// Panoramax instance API root for `/api/imagery` (default: the meta-catalogue)
+    /// [env VIGIL_PANORAMAX_URL].
+    #[arg(long, value_name = "URL", env = "VIGIL_PANORAMAX_URL", hide_env = true)]
+    panoramax_url: Option<String>,
+
+    /// Dashboard map tiles: a URL template with {z}, {x}, {y} (default: OpenStreetMap's
+    /// standard tiles) [env VIGIL_TILE_URL].
+    #[arg(long, value_name = "TEMPLATE", env = "VIGIL_TILE_URL", hide_env = true)]
+    tile_url: Option<String>,
+
+    /// Attribution shown on the dashboard map for --tile-url [env VIGIL_TILE_ATTRIBUTION].
+    #[arg(
+        long,
+        value_name = "TEXT",
+        env = "VIGIL_TILE_ATTRIBUTION",
+        hide_env = true
+    )]
+    tile_attribution: Option<String>,
+
+    /// Serve Leaflet from this directory (the `dist` folder of the `leaflet` npm package)
+    /// instead of loading it from a public CDN [env VIGIL_LEAFLET_DIR].
+    #[arg(long, value_name = "DIR", env = "VIGIL_LEAFLET_DIR", hide_env = true)]
+    leaflet_dir: Option<PathBuf>,
+}
+
+impl Args {
+    /// No flags: what `vigil config show` resolves (the environment and the file still apply).
+    pub fn none() -> Args {
+        Args {
+            bind: crate::config::env_parse("VIGIL_BIND").ok().flatten(),
+            data_dir: crate::config::env("VIGIL_DATA_DIR").map(PathBuf::from),
+            allowed_origins: Vec::new(),
+            cookie_secure: false,
+            scope: Vec::new(),
+            no_local_agent: false,
+            demo: false,
+            panoramax_url: crate::config::env("VIGIL_PANORAMAX_URL"),
+            tile_url: crate::config::env("VIGIL_TILE_URL"),
+            tile_attribution: crate::config::env("VIGIL_TILE_ATTRIBUTION"),
+            leaflet_dir: crate::config::env("VIGIL_LEAFLET_DIR").map(PathBuf::from),
+        }
+    }
+}
+
+/// The settings `vigil serve` runs with, after flags, environment and file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    /// Address to listen on.
+    pub bind: SocketAddr,
+    /// Database directory.
+    pub data_dir: PathBuf,
+    /// Extra allowed browser origins.
+    pub allow_origins: Vec<String>,
+    /// Mark the session cookie Secure.
+    pub cookie_secure: bool,
+    /// What may be scanned.
+    pub scope: Vec<String>,
+    /// Run the in-process agent.
+    pub local_agent: bool,
+    /// Demo mode.
+    pub demo: bool,
+    /// Panoramax API root.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub panoramax_url: Option<String>,
+    /// Map tile URL template.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tile_url: Option<String>,
+    /// Map attribution.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tile_attribution: Option<String>,
+    /// A local Leaflet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leaflet_dir: Option<PathBuf>,
+    /// Provider keys (environment over file).
+    #[serde(skip)]
+    pub keys: Keys,
+}
+
+/// Resolves flags over `VIGIL_*` over the file over the defaults.
+pub fn settings(args: Args, layers: &Layers) -> anyhow::Result<Settings> {
+    let file = &layers.file.serve;
+    let list = |flags: Vec<String>, var: &str, file: &Option<Vec<String>>| {
+        if !flags.is_empty() {
+            flags
+        } else {
+            config::env_list(var)
+                .or_else(|| file.clone())
+                .unwrap_or_default()
+        }
+    };
+    let switch = |flag: bool, var: &str, file: Option<bool>| -> anyhow::Result<bool> {
+        Ok(flag || config::env_bool(var)?.or(file).unwrap_or(false))
+    };
+    let local_agent = if args.no_local_agent {
+        false
+    } else {
+        config::env_bool("VIGIL_LOCAL_AGENT")?
+            .or(file.local_agent)
+            .unwrap_or(true)
+    };
+    Ok(Settings {
+        bind: args
+            .bind
+            .or(file.bind)
+            .unwrap_or_else(|| "127.0.0.1:8000".parse().expect("a valid address")),
+        data_dir: args
+            .data_dir
+            .or_else(|| file.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("vigil-data")),
+        allow_origins: list(
+            args.allowed_origins,
+            "VIGIL_ALLOW_ORIGINS",
+            &file.allow_origins,
+        ),
+        cookie_secure: switch(
+            args.cookie_secure,
+            "VIGIL_COOKIE_SECURE",
+            file.cookie_secure,
+        )?,
+        scope: list(args.scope, "VIGIL_SCOPE", &file.scope),
+        local_agent,
+        demo: switch(args.demo, "VIGIL_DEMO", file.demo)?,
+        panoramax_url: args.panoramax_url.or_else(|| file.panoramax_url.clone()),
+        tile_url: args.tile_url.or_else(|| file.tile_url.clone()),
+        tile_attribution: args
+            .tile_attribution
+            .or_else(|| file.tile_attribution.clone()),
+        leaflet_dir: args.leaflet_dir.or_else(|| file.leaflet_dir.clone()),
+        keys: layers.file.keys.effective(),
+    })
+}
+
+/// Provider keys. They stay on the server.
+fn imagery_config(keys: &Keys) -> anyhow::Result<ImageryConfig> {
+    Ok(ImageryConfig {
+        google_api_key: keys
+            .google_maps_api_key
+            .clone()
+            .map(ApiKey::new)
+            .transpose()
+            .context("GOOGLE_MAPS_API_KEY")?,
+        google_signing_secret: keys
+            .google_maps_url_signing_secret
+            .as_deref()
+            .map(SigningSecret::from_base64)
+            .transpose()
+            .context("GOOGLE_MAPS_URL_SIGNING_SECRET")?,
+        mapillary_token: keys
+            .mapillary_access_token
+            .clone()
+            .map(AccessToken::new)
+            .transpose()
+            .context("MAPILLARY_ACCESS_TOKEN")?,
+        ..ImageryConfig::default()
+    })
+}
+
+/// Geolocation provider keys (the same variables as `vigil locate`).
+fn geo_config(keys: &Keys) -> GeoConfig {
+    GeoConfig {
+        wigle_api_name: keys.wigle_api_name.clone(),
+        wigle_api_token: keys.wigle_api_token.clone(),
+        opencellid_api_key: keys.opencellid_api_key.clone(),
+        ..GeoConfig::default()
+    }
+}
+
+/// The dashboard's map settings. `GOOGLE_MAPS_EMBED_KEY` is a separate, referrer-restricted
+/// Maps Embed API browser key: unlike the keys above it is sent to the page, by design.
+fn dashboard_config(settings: &Settings) -> DashboardConfig {
+    let defaults = DashboardConfig::default();
+    DashboardConfig {
+        tile_attribution: match (&settings.tile_url, settings.tile_attribution.clone()) {
+            (_, Some(text)) => text,
+            (Some(_), None) => String::new(),
+            (None, None) => defaults.tile_attribution,
+        },
+        tile_url: settings.tile_url.clone().unwrap_or(defaults.tile_url),
+        leaflet: settings
+            .leaflet_dir
+            .clone()
+            .map_or(defaults.leaflet, LeafletSource::Local),
+        embed_key: settings.keys.google_maps_embed_key.clone(),
+        ..defaults
+    }
 }
 
 /// Starts the server and runs it until Ctrl-C or SIGTERM.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args, layers: &Layers) -> anyhow::Result<ExitCode> {
+    let settings = settings(args, layers)?;
     let config = ServerConfig {
-        data_dir: args.data_dir.clone(),
-        allowed_origins: args.allowed_origins,
-        cookie_secure: args.cookie_secure,
+        data_dir: settings.data_dir.clone(),
+        allowed_origins: settings.allow_origins.clone(),
+        cookie_secure: settings.cookie_secure,
+        scope: settings.scope.clone(),
+        demo: settings.demo,
+        local_agent: if settings.local_agent {
+            ServerConfig::default().local_agent
+        } else {
+            None
+        },
+        imagery: ImageryConfig {
+            panoramax_base_url: settings.panoramax_url.clone(),
+            ..imagery_config(&settings.keys)?
+        },
+        dashboard: dashboard_config(&settings),
+        geo: geo_config(&settings.keys),
         ..ServerConfig::default()
     };
+    let args = &settings;
     let (state, first) =
         AppState::open(config).with_context(|| format!("opening {}", args.data_dir.display()))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -58,6 +293,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             eprintln!();
             eprintln!("    {}", first.admin_token);
             eprintln!();
+            eprintln!("Open the dashboard (the token stays in the URL fragment, never sent to the server):");
+            eprintln!();
+            eprintln!("    http://{local}/dashboard#token={}", first.admin_token);
+            eprintln!();
             eprintln!(
                 "Use it as `Authorization: Bearer TOKEN`, or trade it for a browser session with"
             );
@@ -65,14 +304,54 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "POST http://{local}/api/session. Mint more with `vigil token create --role ROLE`."
             );
         }
-        vigil_server::serve(listener, state, shutdown_signal()).await?;
+        let announce = if args.demo {
+            eprintln!();
+            eprintln!("Demo mode is on: 127.0.0.1 is added to the scan scope, and the simulated activity is labelled `demo`.");
+            Some(announce_demo(&state)?)
+        } else {
+            None
+        };
+        let served = vigil_server::serve(listener, state, shutdown_signal()).await;
+        if let Some(announce) = announce {
+            announce.abort();
+        }
+        served?;
         eprintln!("vigil server stopped");
         anyhow::Ok(ExitCode::SUCCESS)
     })
 }
 
+/// Prints where the demo's weak services listen once the server announces them.
+fn announce_demo(state: &AppState) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use event_bus::{Delivery, Filter, Payload as _};
+    let filter = Filter::rooms([DemoStarted::ROOM])?.kinds([DemoStarted::KIND])?;
+    let mut subscription = state.bus().subscribe(filter)?;
+    Ok(tokio::spawn(async move {
+        while let Some(delivery) = subscription.recv().await {
+            let Delivery::Event(event) = delivery else {
+                continue;
+            };
+            let Ok(started) = event.decode::<DemoStarted>() else {
+                continue;
+            };
+            eprintln!(
+                "Deliberately weak services (scanned now and every {} s):",
+                started.rescan_seconds
+            );
+            for service in &started.services {
+                eprintln!(
+                    "    {:<5} {:<21} {}",
+                    service.name, service.address, service.weakness
+                );
+            }
+            eprintln!();
+            return;
+        }
+    }))
+}
+
 /// Ctrl-C, or SIGTERM on Unix.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
@@ -92,5 +371,46 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FileConfig;
+
+    fn layers(toml_text: &str) -> Layers {
+        Layers {
+            path: None,
+            file: toml::from_str::<FileConfig>(toml_text).unwrap(),
+        }
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let file = layers(
+            "[serve]\nbind = \"127.0.0.1:9100\"\nscope = [\"10.0.0.0/24\"]\ndemo = true\nlocal_agent = false\n",
+        );
+        // Only values no test environment sets are checked against the environment layer.
+        let from_file = settings(
+            Args {
+                tile_url: None,
+                ..Args::none()
+            },
+            &file,
+        )
+        .unwrap();
+        assert_eq!(from_file.bind.to_string(), "127.0.0.1:9100");
+        assert!(from_file.demo && !from_file.local_agent);
+        let flags = Args {
+            bind: Some("127.0.0.1:9200".parse().unwrap()),
+            scope: vec!["192.0.2.0/24".into()],
+            ..Args::none()
+        };
+        let from_flags = settings(flags, &file).unwrap();
+        assert_eq!(from_flags.bind.to_string(), "127.0.0.1:9200");
+        assert_eq!(from_flags.scope, ["192.0.2.0/24"]);
+        let defaults = settings(Args::none(), &Layers::default()).unwrap();
+        assert!(defaults.local_agent && !defaults.demo);
     }
 }

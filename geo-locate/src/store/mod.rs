@@ -18,9 +18,18 @@
 //! leftovers are removed by the next run. Importing a newer cell dump replaces the cells it
 //! contains; WiGLE observations are combined with what is known (a transmitter seen more than
 //! 5 km from its known position is taken to have moved and the newer sighting wins).
+//!
+//! # Learning from submissions
+//!
+//! Next to the imported tables, a small writable [`overlay`] (`overlay.sqlite`) keeps what
+//! `/v2/geosubmit` reports taught: a weighted position and bounding box per transmitter, filled
+//! by [`GeoDb::submit`] with Ichnaea's observation filters. [`GeoDb::fill`] (what the
+//! [`Locator`](crate::Locator) asks) combines both; the exact-key lookups ([`GeoDb::cell`],
+//! [`GeoDb::wifi`], ...) read the imported tables only. Imports never touch the overlay.
 
 mod build;
 mod import;
+pub mod overlay;
 mod record;
 mod table;
 
@@ -36,6 +45,10 @@ use crate::error::{Error, Result};
 use crate::estimate::{Known, Station};
 use crate::mac::MacAddr;
 use crate::query::Query;
+use overlay::{
+    BLE_MAX_DIST_M, CELL_MAX_DIST_M, ObservationFilter, Overlay, SubmitReport, WIFI_MAX_DIST_M,
+    combine,
+};
 use record::{AreaRecord, BeaconKind, BeaconRecord, CellRecord, NO_PSC};
 use table::Table;
 
@@ -68,6 +81,7 @@ pub struct GeoDb {
     cells: Option<Table<CellRecord>>,
     areas: Option<Table<AreaRecord>>,
     beacons: Option<Table<BeaconRecord>>,
+    overlay: Overlay,
 }
 
 impl GeoDb {
@@ -78,6 +92,7 @@ impl GeoDb {
             cells: Table::open(&dir.join(CELLS))?,
             areas: Table::open(&dir.join(AREAS))?,
             beacons: Table::open(&dir.join(BEACONS))?,
+            overlay: Overlay::open(&dir, ObservationFilter::default())?,
             dir,
         })
     }
@@ -134,6 +149,18 @@ impl GeoDb {
             .map(|r| r.spot.station()))
     }
 
+    /// The writable overlay of observations learnt from submissions.
+    pub fn overlay(&self) -> &Overlay {
+        &self.overlay
+    }
+
+    /// Stores the accepted observations of a `/v2/geosubmit` body in the overlay (creating the
+    /// database directory and the overlay on the first one), so that later lookups use them.
+    /// Invalid reports and entries are counted in the report, not errors.
+    pub fn submit(&self, body: &crate::api::GeosubmitRequest) -> Result<SubmitReport> {
+        self.overlay.submit(body)
+    }
+
     /// Everything this database knows about the transmitters of a query.
     pub fn known(&self, query: &Query) -> Result<Known> {
         let mut known = Known::default();
@@ -141,31 +168,35 @@ impl GeoDb {
         Ok(known)
     }
 
-    /// Adds to `known` what this database knows and `known` lacks.
+    /// Adds to `known` what this database knows and `known` lacks: the imported tables
+    /// combined with the overlay (see [`overlay`]).
     pub fn fill(&self, query: &Query, known: &mut Known) -> Result<()> {
         use std::collections::hash_map::Entry;
+        let o = &self.overlay;
         for r in &query.wifi {
             if let Entry::Vacant(v) = known.wifi.entry(r.mac)
-                && let Some(s) = self.wifi(r.mac)?
+                && let Some(s) = combine(self.wifi(r.mac)?, o.wifi(r.mac)?, WIFI_MAX_DIST_M)
             {
                 v.insert(s);
             }
         }
         for r in &query.ble {
             if let Entry::Vacant(v) = known.ble.entry(r.mac)
-                && let Some(s) = self.ble(r.mac)?
+                && let Some(s) = combine(self.ble(r.mac)?, o.ble(r.mac)?, BLE_MAX_DIST_M)
             {
                 v.insert(s);
             }
         }
         for c in &query.cells {
             if let Entry::Vacant(v) = known.cells.entry(c.key)
-                && let Some(s) = self.cell(&c.key, c.psc)?
+                && let Some(s) =
+                    combine(self.cell(&c.key, c.psc)?, o.cell(&c.key)?, CELL_MAX_DIST_M)
             {
                 v.insert(s);
             }
-            if let Entry::Vacant(v) = known.areas.entry(c.key.area())
-                && let Some(s) = self.area(&c.key.area())?
+            let area = c.key.area();
+            if let Entry::Vacant(v) = known.areas.entry(area)
+                && let Some(s) = combine(self.area(&area)?, o.area(&area)?, CELL_MAX_DIST_M)
             {
                 v.insert(s);
             }

@@ -153,3 +153,56 @@ pub fn config() -> ServerConfig {
         ..ServerConfig::default()
     }
 }
+
+/// Calls the router in process with a bearer token; returns the status and the JSON body.
+pub async fn call(
+    state: &AppState,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    use tower::ServiceExt;
+    let mut request = axum::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"));
+    let body = match body {
+        Some(json) => {
+            request = request.header("content-type", "application/json");
+            axum::body::Body::from(json.to_string())
+        }
+        None => axum::body::Body::empty(),
+    };
+    let response = vigil_server::app(state.clone())
+        .oneshot(request.body(body).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// Reads frames until one satisfies `pick`, within `secs` seconds; returns it.
+pub async fn wait_for(ws: &mut Ws, secs: u64, mut pick: impl FnMut(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let message = tokio::time::timeout(left, ws.next())
+            .await
+            .expect("the awaited frame did not come in time")
+            .expect("stream open")
+            .expect("frame");
+        if let Message::Text(text) = message {
+            let value: Value = serde_json::from_str(&text).expect("JSON frame");
+            if pick(&value) {
+                return value;
+            }
+        }
+    }
+}

@@ -1,0 +1,980 @@
+//! The writable overlay: transmitter positions learnt from `/v2/geosubmit` reports, kept next to
+//! the imported base tables and consulted by [`GeoDb::fill`](super::GeoDb::fill).
+//!
+//! # Model
+//!
+//! BeaconDB-style, one row per transmitter (WiFi AP, Bluetooth beacon, cell) in a small SQLite
+//! file, `overlay.sqlite`, in the database directory. A row keeps the **weighted sums** of the
+//! positions it was observed from and their **bounding box**:
+//!
+//! - position = weighted mean of the observation positions;
+//! - radius = distance from that mean to the farthest corner of the box (Ichnaea's station
+//!   radius);
+//! - samples = the number of accepted observations.
+//!
+//! An observation that would stretch the box beyond the kind's movement limit (WiFi 5 km,
+//! Bluetooth 100 m, cells 100 km, Ichnaea's `MAX_DIST`) means the transmitter moved: the row
+//! starts again from the new observation (the newer sighting wins, as in the importer).
+//!
+//! # Which observations count ([`ObservationFilter`], geo.md §1.3)
+//!
+//! A report needs a valid position and at least one cell or Bluetooth beacon, or two WiFi APs.
+//! Reports whose fix is less accurate than 1 km, higher than 5 km or moving faster than 50 m/s
+//! are dropped. Each entry is validated like a geolocate entry (invalid MACs, out-of-range cell
+//! keys dropped one by one); then a WiFi AP needs a fix accuracy of at most 200 m, a cell 1 km,
+//! a beacon 100 m; an entry seen more than 20 s from the fix, or more than 150 m of travel away
+//! (speed × time), is dropped. Opt-outs never enter: SSIDs containing `_nomap` or `_optout`, and
+//! hidden (empty) SSIDs.
+//!
+//! Each observation is weighted `√(10/acc) · √(2000/age) · √(5/speed) · signal weight`, each
+//! factor at most 1 (accuracy under 10 m, age under 2 s and speed under 5 m/s count as those
+//! values; an unknown one counts as 1). The WiFi and Bluetooth signal weight is
+//! `1e8 / (s − 20)⁴` (1 at −80 dBm); cells use the same shape around the radio's median signal
+//! (GSM −95, WCDMA and CDMA −100, LTE and NR −105 dBm). A missing signal weighs 1.
+//!
+//! # Combining with the base
+//!
+//! When both the imported base and the overlay know a transmitter, their positions are averaged
+//! weighted by sample counts (a base record without a count weighs 1), unless they are farther
+//! apart than the movement limit: then the overlay (newer) wins. Location areas for the LAC
+//! fallback are derived from the overlay's cells of that area and combined the same way.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::api::{CellTower, GeosubmitItem, GeosubmitRequest};
+use crate::cell::{AreaKey, CellKey, Radio};
+use crate::error::{Error, Result};
+use crate::estimate::Station;
+use crate::geo::LatLon;
+use crate::mac::MacAddr;
+use crate::query::{self, BeaconReading, CellReading};
+
+/// The overlay's file name inside the database directory.
+pub const OVERLAY_FILE: &str = "overlay.sqlite";
+
+/// Movement limit for WiFi APs, metres (Ichnaea's `MAX_DIST`).
+pub const WIFI_MAX_DIST_M: f64 = 5_000.0;
+/// Movement limit for Bluetooth beacons, metres.
+pub const BLE_MAX_DIST_M: f64 = 100.0;
+/// Movement limit for cells, metres.
+pub const CELL_MAX_DIST_M: f64 = 100_000.0;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS beacons (
+    kind INTEGER NOT NULL, mac INTEGER NOT NULL,
+    weight REAL NOT NULL, lat_sum REAL NOT NULL, lon_sum REAL NOT NULL,
+    min_lat REAL NOT NULL, max_lat REAL NOT NULL, min_lon REAL NOT NULL, max_lon REAL NOT NULL,
+    samples INTEGER NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,
+    PRIMARY KEY (kind, mac)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cells (
+    radio INTEGER NOT NULL, mcc INTEGER NOT NULL, mnc INTEGER NOT NULL, lac INTEGER NOT NULL,
+    cid INTEGER NOT NULL, psc INTEGER,
+    weight REAL NOT NULL, lat_sum REAL NOT NULL, lon_sum REAL NOT NULL,
+    min_lat REAL NOT NULL, max_lat REAL NOT NULL, min_lon REAL NOT NULL, max_lon REAL NOT NULL,
+    samples INTEGER NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,
+    PRIMARY KEY (radio, mcc, mnc, lac, cid)) WITHOUT ROWID;
+";
+
+/// The limits an observation must meet to be stored. Defaults are Ichnaea's and BeaconDB's
+/// (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ObservationFilter {
+    /// Largest fix accuracy for WiFi observations, metres. Default 200.
+    pub max_wifi_accuracy_m: f64,
+    /// Largest fix accuracy for cell observations, metres. Default 1000.
+    pub max_cell_accuracy_m: f64,
+    /// Largest fix accuracy for Bluetooth observations, metres. Default 100.
+    pub max_ble_accuracy_m: f64,
+    /// Largest time between the fix and the sighting, milliseconds. Default 20 000.
+    pub max_age_ms: i64,
+    /// Largest speed of the device, m/s. Default 50.
+    pub max_speed_mps: f64,
+    /// Largest travel between the fix and the sighting (speed × time), metres. Default 150.
+    pub max_travel_m: f64,
+    /// Largest altitude of the fix, metres. Default 5000.
+    pub max_altitude_m: f64,
+}
+
+impl Default for ObservationFilter {
+    fn default() -> Self {
+        ObservationFilter {
+            max_wifi_accuracy_m: 200.0,
+            max_cell_accuracy_m: 1_000.0,
+            max_ble_accuracy_m: 100.0,
+            max_age_ms: 20_000,
+            max_speed_mps: 50.0,
+            max_travel_m: 150.0,
+            max_altitude_m: 5_000.0,
+        }
+    }
+}
+
+/// What [`Overlay::submit`] did with a geosubmit body.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SubmitReport {
+    /// Reports in the body.
+    pub reports: usize,
+    /// Reports that contributed at least one observation.
+    pub accepted_reports: usize,
+    /// Reports dropped as a whole (no valid position, too inaccurate, too high, too fast, too
+    /// few transmitters).
+    pub rejected_reports: usize,
+    /// WiFi observations stored.
+    pub wifi: usize,
+    /// Bluetooth observations stored.
+    pub ble: usize,
+    /// Cell observations stored.
+    pub cells: usize,
+    /// Entries dropped: invalid, opted out, hidden, too old or too far from the fix.
+    pub dropped_entries: usize,
+}
+
+impl SubmitReport {
+    /// Observations stored, of every kind.
+    pub fn stored(&self) -> usize {
+        self.wifi + self.ble + self.cells
+    }
+}
+
+/// The writable overlay of a [`GeoDb`](super::GeoDb). The file is created by the first
+/// [`Overlay::submit`]; until then lookups find nothing and touch nothing on disk.
+#[derive(Debug)]
+pub struct Overlay {
+    path: PathBuf,
+    conn: Mutex<Option<Connection>>,
+    filter: ObservationFilter,
+}
+
+/// One observation: where it was seen from, and how much it counts.
+#[derive(Debug, Clone, Copy)]
+struct Obs {
+    at: LatLon,
+    weight: f64,
+    time: i64,
+}
+
+/// The running sums of one transmitter's row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Sums {
+    weight: f64,
+    lat_sum: f64,
+    lon_sum: f64,
+    min_lat: f64,
+    max_lat: f64,
+    min_lon: f64,
+    max_lon: f64,
+    samples: i64,
+    first_seen: i64,
+    last_seen: i64,
+}
+
+impl Sums {
+    fn start(o: &Obs) -> Sums {
+        Sums {
+            weight: o.weight,
+            lat_sum: o.weight * o.at.lat,
+            lon_sum: o.weight * o.at.lon,
+            min_lat: o.at.lat,
+            max_lat: o.at.lat,
+            min_lon: o.at.lon,
+            max_lon: o.at.lon,
+            samples: 1,
+            first_seen: o.time,
+            last_seen: o.time,
+        }
+    }
+
+    /// Adds an observation, or starts again from it when the box would exceed `max_dist`.
+    fn add(self, o: &Obs, max_dist: f64) -> Sums {
+        let grown = Sums {
+            weight: self.weight + o.weight,
+            lat_sum: self.lat_sum + o.weight * o.at.lat,
+            lon_sum: self.lon_sum + o.weight * o.at.lon,
+            min_lat: self.min_lat.min(o.at.lat),
+            max_lat: self.max_lat.max(o.at.lat),
+            min_lon: self.min_lon.min(o.at.lon),
+            max_lon: self.max_lon.max(o.at.lon),
+            samples: self.samples.saturating_add(1),
+            first_seen: self.first_seen.min(o.time),
+            last_seen: self.last_seen.max(o.time),
+        };
+        let (Some(sw), Some(ne)) = (
+            LatLon::new(grown.min_lat, grown.min_lon),
+            LatLon::new(grown.max_lat, grown.max_lon),
+        ) else {
+            return Sums::start(o);
+        };
+        if sw.distance_m(ne) > max_dist {
+            Sums::start(o)
+        } else {
+            grown
+        }
+    }
+
+    fn station(&self) -> Option<Station> {
+        if self.weight <= 0.0 || !self.weight.is_finite() {
+            return None;
+        }
+        let position = LatLon::new(self.lat_sum / self.weight, self.lon_sum / self.weight)?;
+        let radius_m = [
+            (self.min_lat, self.min_lon),
+            (self.min_lat, self.max_lon),
+            (self.max_lat, self.min_lon),
+            (self.max_lat, self.max_lon),
+        ]
+        .into_iter()
+        .filter_map(|(lat, lon)| LatLon::new(lat, lon))
+        .map(|corner| position.distance_m(corner))
+        .fold(0.0, f64::max);
+        Some(Station {
+            position,
+            radius_m,
+            samples: u32::try_from(self.samples).unwrap_or(u32::MAX),
+        })
+    }
+
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Sums> {
+        Ok(Sums {
+            weight: row.get(0)?,
+            lat_sum: row.get(1)?,
+            lon_sum: row.get(2)?,
+            min_lat: row.get(3)?,
+            max_lat: row.get(4)?,
+            min_lon: row.get(5)?,
+            max_lon: row.get(6)?,
+            samples: row.get(7)?,
+            first_seen: row.get(8)?,
+            last_seen: row.get(9)?,
+        })
+    }
+}
+
+const SUM_COLUMNS: &str =
+    "weight, lat_sum, lon_sum, min_lat, max_lat, min_lon, max_lon, samples, first_seen, last_seen";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BeaconKind {
+    Wifi = 0,
+    Ble = 1,
+}
+
+/// WiFi/Bluetooth signal weight, `1e8 / (s − 20)⁴`: 1 at −80 dBm.
+fn beacon_signal_weight(signal: Option<i32>) -> f64 {
+    signal.map_or(1.0, |s| 1e8 / (f64::from(s) - 20.0).powi(4))
+}
+
+/// Cell signal weight: the same shape, 1 at the radio's median signal.
+fn cell_signal_weight(radio: Radio, signal: Option<i32>) -> f64 {
+    let median: f64 = match radio {
+        Radio::Gsm => -95.0,
+        Radio::Wcdma | Radio::Cdma => -100.0,
+        Radio::Lte | Radio::Nr => -105.0,
+    };
+    signal.map_or(1.0, |s| ((median - 20.0) / (f64::from(s) - 20.0)).powi(4))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The position of a report, checked against the report-wide limits.
+struct Fix {
+    at: LatLon,
+    accuracy: Option<f64>,
+    speed: Option<f64>,
+    age_ms: i64,
+    time: i64,
+    /// √(10/acc) · √(5/speed), the per-report part of the weight.
+    weight: f64,
+}
+
+impl ObservationFilter {
+    fn fix(&self, item: &GeosubmitItem, now: i64) -> Option<Fix> {
+        let p = item.position.as_ref()?;
+        let at = LatLon::new(p.latitude, p.longitude)?;
+        // (0, 0) is what broken GPS stacks report: never a real sighting.
+        if at.lat == 0.0 && at.lon == 0.0 {
+            return None;
+        }
+        let accuracy = p.accuracy.filter(|a| a.is_finite() && *a >= 0.0);
+        if p.accuracy.is_some() && accuracy.is_none() {
+            return None;
+        }
+        let max_acc = self
+            .max_wifi_accuracy_m
+            .max(self.max_cell_accuracy_m)
+            .max(self.max_ble_accuracy_m);
+        if accuracy.is_some_and(|a| a > max_acc) {
+            return None;
+        }
+        if p.altitude
+            .is_some_and(|h| !h.is_finite() || h > self.max_altitude_m)
+        {
+            return None;
+        }
+        let speed = p.speed.filter(|s| s.is_finite() && *s >= 0.0);
+        if (p.speed.is_some() && speed.is_none()) || speed.is_some_and(|s| s > self.max_speed_mps) {
+            return None;
+        }
+        let acc_w = accuracy.map_or(1.0, |a| (10.0 / a.max(10.0)).sqrt());
+        let speed_w = speed.map_or(1.0, |s| (5.0 / s.max(5.0)).sqrt());
+        Some(Fix {
+            at,
+            accuracy,
+            speed,
+            age_ms: p.age.unwrap_or(0),
+            time: item.timestamp.filter(|t| *t > 0).unwrap_or(now),
+            weight: acc_w * speed_w,
+        })
+    }
+
+    /// The weight of one sighting `entry_age_ms` after the report time, or `None` when it is too
+    /// old or too far from the fix.
+    fn sighting(&self, fix: &Fix, entry_age_ms: Option<i64>, max_acc: f64) -> Option<f64> {
+        if fix.accuracy.is_some_and(|a| a > max_acc) {
+            return None;
+        }
+        let apart_ms = entry_age_ms.unwrap_or(0).saturating_sub(fix.age_ms).abs();
+        if apart_ms > self.max_age_ms {
+            return None;
+        }
+        if fix
+            .speed
+            .is_some_and(|s| s * apart_ms as f64 / 1000.0 > self.max_travel_m)
+        {
+            return None;
+        }
+        let age_w = (2000.0 / (apart_ms as f64).max(2000.0)).sqrt();
+        Some(fix.weight * age_w)
+    }
+}
+
+impl Overlay {
+    /// The overlay of the database in `dir`. Nothing is created until the first submit; an
+    /// existing file is opened now.
+    pub fn open(dir: &Path, filter: ObservationFilter) -> Result<Overlay> {
+        let path = dir.join(OVERLAY_FILE);
+        let conn = if path.is_file() {
+            Some(Self::connect(&path)?)
+        } else {
+            None
+        };
+        Ok(Overlay {
+            path,
+            conn: Mutex::new(conn),
+            filter,
+        })
+    }
+
+    fn connect(path: &Path) -> Result<Connection> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch("PRAGMA journal_mode = WAL;")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(conn)
+    }
+
+    /// The overlay's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The observation limits in force.
+    pub fn filter(&self) -> &ObservationFilter {
+        &self.filter
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Connection>> {
+        // A panic while holding the lock cannot leave SQLite inconsistent; keep going.
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the connection; `None` when the overlay does not exist yet (it may have been
+    /// created by another process since this one opened it).
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<Option<T>>) -> Result<Option<T>> {
+        let mut guard = self.lock();
+        if guard.is_none() {
+            if !self.path.is_file() {
+                return Ok(None);
+            }
+            *guard = Some(Self::connect(&self.path)?);
+        }
+        match guard.as_ref() {
+            Some(conn) => f(conn),
+            None => Ok(None),
+        }
+    }
+
+    /// What the overlay knows about a WiFi AP.
+    pub fn wifi(&self, mac: MacAddr) -> Result<Option<Station>> {
+        self.beacon(BeaconKind::Wifi, mac)
+    }
+
+    /// What the overlay knows about a Bluetooth beacon.
+    pub fn ble(&self, mac: MacAddr) -> Result<Option<Station>> {
+        self.beacon(BeaconKind::Ble, mac)
+    }
+
+    fn beacon(&self, kind: BeaconKind, mac: MacAddr) -> Result<Option<Station>> {
+        self.read(|conn| {
+            let sums = conn
+                .query_row(
+                    &format!("SELECT {SUM_COLUMNS} FROM beacons WHERE kind = ?1 AND mac = ?2"),
+                    params![kind as i64, mac.as_u64() as i64],
+                    Sums::from_row,
+                )
+                .optional()?;
+            Ok(sums.and_then(|s| s.station()))
+        })
+    }
+
+    /// What the overlay knows about a cell.
+    pub fn cell(&self, key: &CellKey) -> Result<Option<Station>> {
+        self.read(|conn| {
+            let sums = conn
+                .query_row(
+                    &format!(
+                        "SELECT {SUM_COLUMNS} FROM cells
+                         WHERE radio = ?1 AND mcc = ?2 AND mnc = ?3 AND lac = ?4 AND cid = ?5"
+                    ),
+                    params![key.radio.code(), key.mcc, key.mnc, key.lac, key.cid as i64],
+                    Sums::from_row,
+                )
+                .optional()?;
+            Ok(sums.and_then(|s| s.station()))
+        })
+    }
+
+    /// A location area made of the overlay's cells in it: their centre, a radius reaching every
+    /// cell's coverage, and `samples` = the number of cells.
+    pub fn area(&self, key: &AreaKey) -> Result<Option<Station>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {SUM_COLUMNS} FROM cells WHERE radio = ?1 AND mcc = ?2 AND mnc = ?3 AND lac = ?4"
+            ))?;
+            let cells: Vec<Station> = stmt
+                .query_map(
+                    params![key.radio.code(), key.mcc, key.mnc, key.lac],
+                    Sums::from_row,
+                )?
+                .filter_map(|r| r.ok().and_then(|s| s.station()))
+                .collect();
+            Ok(area_of(&cells))
+        })
+    }
+
+    /// Validates and stores a geosubmit body in one transaction. Invalid reports and entries
+    /// are counted and skipped, never an error; an error means the overlay could not be
+    /// written.
+    pub fn submit(&self, body: &GeosubmitRequest) -> Result<SubmitReport> {
+        let now = now_ms();
+        let mut report = SubmitReport {
+            reports: body.items.len(),
+            ..SubmitReport::default()
+        };
+        let mut beacons: Vec<(BeaconKind, MacAddr, Obs)> = Vec::new();
+        let mut cells: Vec<(CellReading, Obs)> = Vec::new();
+        for item in &body.items {
+            let before = (beacons.len(), cells.len());
+            self.collect(item, now, &mut report, &mut beacons, &mut cells);
+            if (beacons.len(), cells.len()) == before {
+                report.rejected_reports += 1;
+            } else {
+                report.accepted_reports += 1;
+            }
+        }
+        if beacons.is_empty() && cells.is_empty() {
+            return Ok(report);
+        }
+        let mut guard = self.lock();
+        if guard.is_none() {
+            if let Some(dir) = self.path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+            }
+            *guard = Some(Self::connect(&self.path)?);
+        }
+        let Some(conn) = guard.as_mut() else {
+            return Ok(report);
+        };
+        let tx = conn.transaction()?;
+        for (kind, mac, obs) in &beacons {
+            let max_dist = match kind {
+                BeaconKind::Wifi => WIFI_MAX_DIST_M,
+                BeaconKind::Ble => BLE_MAX_DIST_M,
+            };
+            let key = params![*kind as i64, mac.as_u64() as i64];
+            let old = tx
+                .query_row(
+                    &format!("SELECT {SUM_COLUMNS} FROM beacons WHERE kind = ?1 AND mac = ?2"),
+                    key,
+                    Sums::from_row,
+                )
+                .optional()?;
+            let s = old.map_or_else(|| Sums::start(obs), |o| o.add(obs, max_dist));
+            tx.execute(
+                &format!(
+                    "INSERT OR REPLACE INTO beacons (kind, mac, {SUM_COLUMNS})
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+                ),
+                params![
+                    *kind as i64,
+                    mac.as_u64() as i64,
+                    s.weight,
+                    s.lat_sum,
+                    s.lon_sum,
+                    s.min_lat,
+                    s.max_lat,
+                    s.min_lon,
+                    s.max_lon,
+                    s.samples,
+                    s.first_seen,
+                    s.last_seen
+                ],
+            )?;
+            match kind {
+                BeaconKind::Wifi => report.wifi += 1,
+                BeaconKind::Ble => report.ble += 1,
+            }
+        }
+        for (c, obs) in &cells {
+            let k = c.key;
+            let old = tx
+                .query_row(
+                    &format!(
+                        "SELECT {SUM_COLUMNS} FROM cells
+                         WHERE radio = ?1 AND mcc = ?2 AND mnc = ?3 AND lac = ?4 AND cid = ?5"
+                    ),
+                    params![k.radio.code(), k.mcc, k.mnc, k.lac, k.cid as i64],
+                    Sums::from_row,
+                )
+                .optional()?;
+            let s = old.map_or_else(|| Sums::start(obs), |o| o.add(obs, CELL_MAX_DIST_M));
+            tx.execute(
+                &format!(
+                    "INSERT OR REPLACE INTO cells (radio, mcc, mnc, lac, cid, psc, {SUM_COLUMNS})
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+                ),
+                params![
+                    k.radio.code(),
+                    k.mcc,
+                    k.mnc,
+                    k.lac,
+                    k.cid as i64,
+                    c.psc,
+                    s.weight,
+                    s.lat_sum,
+                    s.lon_sum,
+                    s.min_lat,
+                    s.max_lat,
+                    s.min_lon,
+                    s.max_lon,
+                    s.samples,
+                    s.first_seen,
+                    s.last_seen
+                ],
+            )?;
+            report.cells += 1;
+        }
+        tx.commit()?;
+        Ok(report)
+    }
+
+    /// Validates one report and appends its observations.
+    fn collect(
+        &self,
+        item: &GeosubmitItem,
+        now: i64,
+        report: &mut SubmitReport,
+        beacons: &mut Vec<(BeaconKind, MacAddr, Obs)>,
+        cells: &mut Vec<(CellReading, Obs)>,
+    ) {
+        let entries =
+            item.wifi_access_points.len() + item.bluetooth_beacons.len() + item.cell_towers.len();
+        let Some(fix) = self.filter.fix(item, now) else {
+            report.dropped_entries += entries;
+            return;
+        };
+        let f = &self.filter;
+        let mut wifi: Vec<(BeaconReading, f64)> = Vec::new();
+        for ap in &item.wifi_access_points {
+            // Hidden networks never enter; `_nomap`/`_optout` are refused by the validator.
+            let hidden = ap.wifi.ssid.as_deref().is_some_and(|s| s.trim().is_empty());
+            let reading = (!hidden)
+                .then(|| query::wifi_reading(&ap.wifi))
+                .flatten()
+                .filter(|r| !wifi.iter().any(|(w, _)| w.mac == r.mac));
+            match reading.and_then(|r| {
+                f.sighting(&fix, r.age_ms, f.max_wifi_accuracy_m)
+                    .map(|w| (r, w * beacon_signal_weight(r.signal)))
+            }) {
+                Some(x) => wifi.push(x),
+                None => report.dropped_entries += 1,
+            }
+        }
+        let mut ble: Vec<(BeaconReading, f64)> = Vec::new();
+        for b in &item.bluetooth_beacons {
+            let reading =
+                query::ble_reading(b).filter(|r| !ble.iter().any(|(o, _)| o.mac == r.mac));
+            match reading.and_then(|r| {
+                f.sighting(&fix, r.age_ms, f.max_ble_accuracy_m)
+                    .map(|w| (r, w * beacon_signal_weight(r.signal)))
+            }) {
+                Some(x) => ble.push(x),
+                None => report.dropped_entries += 1,
+            }
+        }
+        let mut cell: Vec<(CellReading, f64)> = Vec::new();
+        for c in &item.cell_towers {
+            let tower = CellTower {
+                psc: c.cell.psc.or(c.primary_scrambling_code),
+                ..c.cell.clone()
+            };
+            let reading = query::cell_reading(&tower, None)
+                .filter(|r| !cell.iter().any(|(o, _)| o.key == r.key));
+            match reading.and_then(|r| {
+                f.sighting(&fix, r.age_ms, f.max_cell_accuracy_m)
+                    .map(|w| (r, w * cell_signal_weight(r.key.radio, r.signal)))
+            }) {
+                Some(x) => cell.push(x),
+                None => report.dropped_entries += 1,
+            }
+        }
+        // Ichnaea keeps a report with at least one cell or beacon, or two WiFi APs; a lone AP
+        // is never stored from a report without anything else.
+        if wifi.len() < query::MIN_BEACONS_IN_QUERY && ble.is_empty() && cell.is_empty() {
+            report.dropped_entries += wifi.len();
+            return;
+        }
+        let obs = |weight: f64| Obs {
+            at: fix.at,
+            weight,
+            time: fix.time,
+        };
+        let usable = |w: &f64| w.is_finite() && *w > 0.0;
+        for (r, w) in wifi.into_iter().filter(|(_, w)| usable(w)) {
+            beacons.push((BeaconKind::Wifi, r.mac, obs(w)));
+        }
+        for (r, w) in ble.into_iter().filter(|(_, w)| usable(w)) {
+            beacons.push((BeaconKind::Ble, r.mac, obs(w)));
+        }
+        for (r, w) in cell.into_iter().filter(|(_, w)| usable(w)) {
+            cells.push((r, obs(w)));
+        }
+    }
+}
+
+/// The area made of `cells`: their unweighted centre, a radius reaching each cell's coverage.
+fn area_of(cells: &[Station]) -> Option<Station> {
+    if cells.is_empty() {
+        return None;
+    }
+    let n = cells.len() as f64;
+    let lat = cells.iter().map(|s| s.position.lat).sum::<f64>() / n;
+    let lon = cells.iter().map(|s| s.position.lon).sum::<f64>() / n;
+    let centre = LatLon::new(lat, lon)?;
+    let radius_m = cells
+        .iter()
+        .map(|s| centre.distance_m(s.position) + s.radius_m)
+        .fold(0.0, f64::max);
+    Some(Station {
+        position: centre,
+        radius_m,
+        samples: u32::try_from(cells.len()).unwrap_or(u32::MAX),
+    })
+}
+
+/// Combines what the base and the overlay know about one transmitter (see the module docs).
+pub(crate) fn combine(
+    base: Option<Station>,
+    observed: Option<Station>,
+    max_dist: f64,
+) -> Option<Station> {
+    let (b, o) = match (base, observed) {
+        (b, None) => return b,
+        (None, o) => return o,
+        (Some(b), Some(o)) => (b, o),
+    };
+    if b.position.distance_m(o.position) > max_dist {
+        return Some(o);
+    }
+    let wb = f64::from(b.samples.max(1));
+    let wo = f64::from(o.samples.max(1));
+    let position = LatLon::new(
+        (b.position.lat * wb + o.position.lat * wo) / (wb + wo),
+        (b.position.lon * wb + o.position.lon * wo) / (wb + wo),
+    )?;
+    let radius_m = (b.radius_m + position.distance_m(b.position))
+        .max(o.radius_m + position.distance_m(o.position));
+    Some(Station {
+        position,
+        radius_m,
+        samples: b.samples.saturating_add(o.samples),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::GeosubmitRequest;
+    use serde_json::json;
+
+    fn body(v: serde_json::Value) -> GeosubmitRequest {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn overlay(dir: &Path) -> Overlay {
+        Overlay::open(dir, ObservationFilter::default()).unwrap()
+    }
+
+    fn mac(s: &str) -> MacAddr {
+        MacAddr::parse_station(s).unwrap()
+    }
+
+    const HERE: (f64, f64) = (52.52, 13.405);
+
+    fn item(lat: f64, lon: f64, extra: serde_json::Value) -> serde_json::Value {
+        let mut v = json!({
+            "timestamp": 1_700_000_000_000_i64,
+            "position": {"latitude": lat, "longitude": lon, "accuracy": 10.0},
+            "wifiAccessPoints": [
+                {"macAddress": "aa:bb:cc:00:00:01", "signalStrength": -60},
+                {"macAddress": "aa:bb:cc:00:00:02", "signalStrength": -70}
+            ]
+        });
+        if let (Some(obj), Some(more)) = (v.as_object_mut(), extra.as_object()) {
+            for (k, val) in more {
+                obj.insert(k.clone(), val.clone());
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn nothing_on_disk_until_the_first_accepted_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = overlay(&dir.path().join("geodb"));
+        assert_eq!(o.wifi(mac("aa:bb:cc:00:00:01")).unwrap(), None);
+        let r = o.submit(&body(json!({"items": []}))).unwrap();
+        assert_eq!(r, SubmitReport::default());
+        assert!(!o.path().exists());
+        let r = o
+            .submit(&body(json!({"items": [item(HERE.0, HERE.1, json!({}))]})))
+            .unwrap();
+        assert_eq!((r.accepted_reports, r.wifi), (1, 2));
+        assert!(o.path().is_file());
+        let s = o.wifi(mac("aa:bb:cc:00:00:01")).unwrap().unwrap();
+        assert!((s.position.lat - HERE.0).abs() < 1e-9 && (s.position.lon - HERE.1).abs() < 1e-9);
+        assert_eq!((s.samples, s.radius_m), (1, 0.0));
+        // Another process (or a restart) sees the same rows.
+        let again = overlay(&dir.path().join("geodb"));
+        assert!(again.wifi(mac("aa:bb:cc:00:00:02")).unwrap().is_some());
+    }
+
+    #[test]
+    fn weighted_mean_and_bounding_box_radius() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = overlay(dir.path());
+        let here = LatLon::new(HERE.0, HERE.1).unwrap();
+        let east = here.offset(100.0, 0.0);
+        // Same accuracy and signal: equal weights, the mean is half way.
+        o.submit(&body(json!({"items": [
+            item(here.lat, here.lon, json!({})),
+            item(east.lat, east.lon, json!({})),
+        ]})))
+        .unwrap();
+        let s = o.wifi(mac("aa:bb:cc:00:00:01")).unwrap().unwrap();
+        assert!(
+            (s.position.distance_m(here.offset(50.0, 0.0))) < 0.5,
+            "{s:?}"
+        );
+        assert!((s.radius_m - 50.0).abs() < 0.5, "{s:?}");
+        assert_eq!(s.samples, 2);
+        // A 40 m fix weighs half as much as a 10 m one: √(10/40).
+        let dir = tempfile::tempdir().unwrap();
+        let o = overlay(dir.path());
+        let mut far = item(east.lat, east.lon, json!({}));
+        far["position"]["accuracy"] = json!(40.0);
+        o.submit(&body(
+            json!({"items": [item(here.lat, here.lon, json!({})), far]}),
+        ))
+        .unwrap();
+        let s = o.wifi(mac("aa:bb:cc:00:00:01")).unwrap().unwrap();
+        let expected = here.offset(100.0 / 3.0, 0.0);
+        assert!(s.position.distance_m(expected) < 0.5, "{s:?}");
+    }
+
+    #[test]
+    fn filters_drop_bad_observations() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = overlay(dir.path());
+        let bad = |pos: serde_json::Value| {
+            let mut v = item(HERE.0, HERE.1, json!({}));
+            v["position"] = pos;
+            v
+        };
+        let r = o
+            .submit(&body(json!({"items": [
+                bad(json!({"latitude": 52.52, "longitude": 13.405, "accuracy": 1500.0})),
+                bad(json!({"latitude": 52.52, "longitude": 13.405, "speed": 60.0})),
+                bad(json!({"latitude": 52.52, "longitude": 13.405, "altitude": 9000.0})),
+                bad(json!({"latitude": 95.0, "longitude": 13.405})),
+                {"wifiAccessPoints": [{"macAddress": "aa:bb:cc:00:00:09"}, {"macAddress": "aa:bb:cc:00:00:0a"}]},
+            ]})))
+            .unwrap();
+        assert_eq!((r.reports, r.rejected_reports, r.stored()), (5, 5, 0));
+        assert_eq!(r.dropped_entries, 10);
+        // WiFi needs a 200 m fix; the cell in the same report (1 km limit) is kept.
+        let r = o
+            .submit(&body(json!({"items": [{
+                "position": {"latitude": 52.52, "longitude": 13.405, "accuracy": 500.0},
+                "wifiAccessPoints": [{"macAddress": "aa:bb:cc:00:00:01"}, {"macAddress": "aa:bb:cc:00:00:02"}],
+                "cellTowers": [{"radioType": "lte", "mobileCountryCode": 262, "mobileNetworkCode": 1,
+                                "locationAreaCode": 7, "cellId": 1234567}]
+            }]})))
+            .unwrap();
+        assert_eq!((r.wifi, r.cells, r.dropped_entries), (0, 1, 2));
+        // Too old, too far travelled, opted out, hidden, invalid: each dropped on its own.
+        let r = o
+            .submit(&body(json!({"items": [{
+                "position": {"latitude": 52.52, "longitude": 13.405, "accuracy": 5.0, "speed": 20.0},
+                "wifiAccessPoints": [
+                    {"macAddress": "aa:bb:cc:00:00:03"},
+                    {"macAddress": "aa:bb:cc:00:00:04", "age": 500},
+                    {"macAddress": "aa:bb:cc:00:00:05", "age": 30000},
+                    {"macAddress": "aa:bb:cc:00:00:06", "age": 10000},
+                    {"macAddress": "aa:bb:cc:00:00:07", "ssid": "home_nomap"},
+                    {"macAddress": "aa:bb:cc:00:00:08", "ssid": ""},
+                    {"macAddress": "00:00:00:00:00:00"}
+                ]
+            }]})))
+            .unwrap();
+        assert_eq!((r.wifi, r.dropped_entries), (2, 5));
+        for m in ["05", "06", "07", "08"] {
+            assert_eq!(o.wifi(mac(&format!("aa:bb:cc:00:00:{m}"))).unwrap(), None);
+        }
+        // A lone WiFi AP with nothing else is not stored.
+        let r = o
+            .submit(&body(json!({"items": [{
+                "position": {"latitude": 52.52, "longitude": 13.405},
+                "wifiAccessPoints": [{"macAddress": "aa:bb:cc:00:00:0b"}]
+            }]})))
+            .unwrap();
+        assert_eq!((r.stored(), r.rejected_reports), (0, 1));
+    }
+
+    #[test]
+    fn a_moved_transmitter_starts_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = overlay(dir.path());
+        let here = LatLon::new(HERE.0, HERE.1).unwrap();
+        let far = here.offset(0.0, 8_000.0);
+        o.submit(&body(
+            json!({"items": [item(here.lat, here.lon, json!({}))]}),
+        ))
+        .unwrap();
+        o.submit(&body(json!({"items": [item(far.lat, far.lon, json!({}))]})))
+            .unwrap();
+        let s = o.wifi(mac("aa:bb:cc:00:00:01")).unwrap().unwrap();
+        assert!(s.position.distance_m(far) < 0.5);
+        assert_eq!(s.samples, 1);
+    }
+
+    #[test]
+    fn cells_and_their_area() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = overlay(dir.path());
+        let here = LatLon::new(HERE.0, HERE.1).unwrap();
+        let other = here.offset(2_000.0, 0.0);
+        let cell = |cid: i64, at: LatLon| {
+            json!({
+                "position": {"latitude": at.lat, "longitude": at.lon, "accuracy": 50.0},
+                "cellTowers": [{"radioType": "gsm", "mobileCountryCode": 262, "mobileNetworkCode": 1,
+                                "locationAreaCode": 7, "cellId": cid, "primaryScramblingCode": 12}]
+            })
+        };
+        let r = o
+            .submit(&body(json!({"items": [cell(10, here), cell(11, other)]})))
+            .unwrap();
+        assert_eq!(r.cells, 2);
+        let key = |cid| CellKey {
+            radio: Radio::Gsm,
+            mcc: 262,
+            mnc: 1,
+            lac: 7,
+            cid,
+        };
+        assert!(o.cell(&key(10)).unwrap().unwrap().position.distance_m(here) < 0.5);
+        let area = o.area(&key(10).area()).unwrap().unwrap();
+        assert_eq!(area.samples, 2);
+        assert!(area.position.distance_m(here.offset(1_000.0, 0.0)) < 1.0);
+        assert!((area.radius_m - 1_000.0).abs() < 1.0);
+        assert_eq!(o.cell(&key(12)).unwrap(), None);
+    }
+
+    #[test]
+    fn combining_base_and_overlay() {
+        let here = LatLon::new(HERE.0, HERE.1).unwrap();
+        let st = |at: LatLon, samples| Station {
+            position: at,
+            radius_m: 10.0,
+            samples,
+        };
+        let base = st(here, 3);
+        let seen = st(here.offset(40.0, 0.0), 1);
+        let c = combine(Some(base), Some(seen), WIFI_MAX_DIST_M).unwrap();
+        assert!(c.position.distance_m(here.offset(10.0, 0.0)) < 0.5);
+        assert_eq!(c.samples, 4);
+        assert!((c.radius_m - 40.0).abs() < 0.5);
+        let moved = st(here.offset(9_000.0, 0.0), 1);
+        assert_eq!(
+            combine(Some(base), Some(moved), WIFI_MAX_DIST_M),
+            Some(moved)
+        );
+        assert_eq!(combine(Some(base), None, WIFI_MAX_DIST_M), Some(base));
+        assert_eq!(combine(None, Some(seen), WIFI_MAX_DIST_M), Some(seen));
+    }
+
+    #[test]
+    fn the_database_uses_what_was_submitted() {
+        use crate::{Estimator, GeoDb, GeolocateRequest, Query};
+        let dir = tempfile::tempdir().unwrap();
+        let db = GeoDb::open(dir.path().join("geodb")).unwrap();
+        let here = LatLon::new(HERE.0, HERE.1).unwrap();
+        let request: GeolocateRequest = serde_json::from_value(json!({"wifiAccessPoints": [
+            {"macAddress": "aa:bb:cc:00:00:01", "signalStrength": -60},
+            {"macAddress": "aa:bb:cc:00:00:02", "signalStrength": -70}
+        ]}))
+        .unwrap();
+        let query = Query::from_request(&request);
+        assert!(
+            Estimator::default()
+                .locate(&query, &db.known(&query).unwrap())
+                .is_none()
+        );
+        let r = db
+            .submit(&body(
+                json!({"items": [item(here.lat, here.lon, json!({}))]}),
+            ))
+            .unwrap();
+        assert_eq!(r.wifi, 2);
+        let fix = Estimator::default()
+            .locate(&query, &db.known(&query).unwrap())
+            .unwrap();
+        assert!(fix.position.distance_m(here) < 1.0, "{fix:?}");
+    }
+
+    #[test]
+    fn signal_weights() {
+        assert!((beacon_signal_weight(Some(-80)) - 1.0).abs() < 1e-12);
+        assert!(beacon_signal_weight(Some(-50)) > beacon_signal_weight(Some(-90)));
+        assert!((cell_signal_weight(Radio::Lte, Some(-105)) - 1.0).abs() < 1e-12);
+        assert!(cell_signal_weight(Radio::Gsm, Some(-70)) > 1.0);
+        assert_eq!(beacon_signal_weight(None), 1.0);
+    }
+}

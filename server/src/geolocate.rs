@@ -1,0 +1,805 @@
+//! Geolocation: the Ichnaea/Google-compatible `POST /v1/geolocate` and `POST /v2/geosubmit`, and
+//! the seed's `POST /api/locate/wifi` and `POST /api/locate/hybrid`, all on one
+//! [`geo_locate::Locator`] built at start.
+//!
+//! # Sources
+//!
+//! The offline database in `<data_dir>/geodb` (fill it with `vigil geodb import FILE`; a missing
+//! directory is an empty database, the server starts anyway) together with its overlay of what
+//! `/v2/geosubmit` taught, then WiGLE and OpenCellID when their keys are configured ([`GeoConfig`]),
+//! through the read-through cache `<data_dir>/geo-cache.sqlite` shared with `vigil locate`.
+//! Provider keys stay on the server: never logged, never in a response.
+//!
+//! # `/v1/geolocate` and `/v2/geosubmit` (Ichnaea)
+//!
+//! - The body is JSON, optionally gzip-compressed (`Content-Encoding: gzip`); it is capped at
+//!   `max_body_bytes` before and after decompression.
+//! - An empty body locates nothing: 404 `notFound` (Firefox sends one).
+//! - Entries are validated one by one: an invalid MAC or a cell without a LAC is dropped, the rest
+//!   still answers.
+//! - Every error is Google's envelope `{"error": {"errors": [{domain, reason, message}], code,
+//!   message}}`: 404 `notFound`, 400 `parseError` (with `details.decode` for broken JSON or gzip,
+//!   `details.validation` for JSON of the wrong shape), 400 `keyInvalid` (no or a wrong
+//!   credential), 403 `forbidden` (geosubmit below operator), 403 `dailyLimitExceeded` (a
+//!   provider's quota is spent and nothing else answered), 413 `requestTooLarge`, 503
+//!   `serviceUnavailable` (a provider or the database failed).
+//! - **Credentials**: `Authorization: Bearer TOKEN`, the session cookie, or — on these two
+//!   endpoints only — the token in `?key=TOKEN`. Ichnaea clients (microG's, NeoStumbler) have a
+//!   URL setting and no header setting, so the API key in the URL is the only thing they can send.
+//!   Everywhere else a credential in a URL is refused; here the server never logs query strings
+//!   (metrics are labelled by the matched route) and the token is only a vigil token.
+//! - Any role may locate (viewer, operator, admin, agent); submitting needs operator, admin or
+//!   agent.
+//!
+//! # `/api/locate/wifi` and `/api/locate/hybrid` (the seed's shapes)
+//!
+//! `{"bssids": ["AA:BB:CC:DD:EE:FF", ...]}` and `{"bssids": [...], "cell_towers": [{"mcc",
+//! "mnc", "lac", "cid", "signal" | "signal_strength", "radio"?}]}` answer `{"success": true,
+//! "latitude", "longitude", "accuracy_m", "confidence", "sources"}` or `{"success": false,
+//! "error": "Could not locate"}` (200, as the seed). `accuracy_m` is the radius of the 95 %
+//! circle, so `confidence` is always 0.95. The seed's cells carry no radio type: without
+//! `radio`, a cell is looked up as each radio its id fits (GSM, WCDMA, LTE, NR).
+//!
+//! # Events
+//!
+//! Every answered request publishes `location_resolved` to the `monitoring` room with the
+//! position, accuracy, fallback, kind of evidence and counts — never the MACs or cell ids.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_ENCODING};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use event_bus::{Access, EventDraft, Role};
+use geo_locate::api::{
+    CellTower, ErrorBody as GoogleErrorBody, ErrorItem, GeosubmitRequest, RadioType,
+    WifiAccessPoint,
+};
+use geo_locate::cache::{Cache, CacheConfig};
+use geo_locate::opencellid::{OpenCellIdClient, OpenCellIdConfig};
+use geo_locate::wigle::{WigleClient, WigleConfig};
+use geo_locate::{
+    ErrorEnvelope, Estimate, EstimateKind, GeoDb, GeolocateRequest, Locator, Query, Radio,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::Principal;
+use crate::error::{ApiError, Error, Result};
+use crate::http::{ApiJson, Caller, check_origin, session_principal};
+use crate::state::AppState;
+
+/// Geolocation providers and limits. The offline database needs no setting: it is
+/// `<data_dir>/geodb`. Keys are masked in `Debug` and never leave the server.
+///
+/// | field | default | meaning |
+/// |---|---|---|
+/// | `wigle_api_name`, `wigle_api_token` | none | WiGLE API name (`AID…`) and token; both or neither |
+/// | `opencellid_api_key` | none | OpenCellID API key |
+/// | `wigle_base_url` | `https://api.wigle.net` | WiGLE API root (tests point it at a mock) |
+/// | `opencellid_base_url` | `https://opencellid.org` | OpenCellID API root |
+/// | `max_online_lookups` | 10 | WiGLE/OpenCellID requests per located request (cache hits are free) |
+#[derive(Clone)]
+pub struct GeoConfig {
+    /// WiGLE API name.
+    pub wigle_api_name: Option<String>,
+    /// WiGLE API token.
+    pub wigle_api_token: Option<String>,
+    /// OpenCellID API key.
+    pub opencellid_api_key: Option<String>,
+    /// WiGLE API root; `None` for WiGLE's.
+    pub wigle_base_url: Option<String>,
+    /// OpenCellID API root; `None` for OpenCellID's.
+    pub opencellid_base_url: Option<String>,
+    /// Most provider requests per located request.
+    pub max_online_lookups: usize,
+}
+
+impl Default for GeoConfig {
+    fn default() -> Self {
+        GeoConfig {
+            wigle_api_name: None,
+            wigle_api_token: None,
+            opencellid_api_key: None,
+            wigle_base_url: None,
+            opencellid_base_url: None,
+            max_online_lookups: 10,
+        }
+    }
+}
+
+impl std::fmt::Debug for GeoConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mask = |v: &Option<String>| v.as_ref().map(|_| "***");
+        f.debug_struct("GeoConfig")
+            .field("wigle_api_name", &mask(&self.wigle_api_name))
+            .field("wigle_api_token", &mask(&self.wigle_api_token))
+            .field("opencellid_api_key", &mask(&self.opencellid_api_key))
+            .field("wigle_base_url", &self.wigle_base_url)
+            .field("opencellid_base_url", &self.opencellid_base_url)
+            .field("max_online_lookups", &self.max_online_lookups)
+            .finish()
+    }
+}
+
+/// The database and the locator, built once.
+pub struct Geo {
+    db: Arc<GeoDb>,
+    locator: Locator,
+    online: Vec<&'static str>,
+}
+
+impl std::fmt::Debug for Geo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The locator holds the provider clients and their keys: never print it.
+        f.debug_struct("Geo")
+            .field("db", &self.db.dir())
+            .field("online", &self.online)
+            .finish_non_exhaustive()
+    }
+}
+
+fn set(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+impl Geo {
+    /// Opens `<data_dir>/geodb` (missing is fine: empty) and builds the locator with the
+    /// configured providers. Fails on a corrupt database, half a WiGLE credential or an
+    /// unusable cache file.
+    pub fn new(data_dir: &Path, config: &GeoConfig) -> Result<Geo> {
+        let dir = data_dir.join("geodb");
+        let db = Arc::new(GeoDb::open(&dir).map_err(|e| {
+            Error::Config(format!(
+                "opening the offline database {}: {e}",
+                dir.display()
+            ))
+        })?);
+        let wigle = match (set(&config.wigle_api_name), set(&config.wigle_api_token)) {
+            (Some(name), Some(token)) => {
+                let mut c = WigleConfig::new(name, token);
+                if let Some(base) = &config.wigle_base_url {
+                    c = c.with_base_url(base.clone());
+                }
+                Some(WigleClient::new(c).map_err(|e| Error::Config(format!("WiGLE: {e}")))?)
+            }
+            (None, None) => None,
+            _ => {
+                return Err(Error::Config(
+                    "WiGLE needs both the API name and the API token".into(),
+                ));
+            }
+        };
+        let ocid = match set(&config.opencellid_api_key) {
+            Some(key) => {
+                let mut c = OpenCellIdConfig::new(key);
+                if let Some(base) = &config.opencellid_base_url {
+                    c = c.with_base_url(base.clone());
+                }
+                Some(
+                    OpenCellIdClient::new(c)
+                        .map_err(|e| Error::Config(format!("OpenCellID: {e}")))?,
+                )
+            }
+            None => None,
+        };
+        let mut builder = Locator::builder()
+            .database(Arc::clone(&db))
+            .max_online_lookups(config.max_online_lookups);
+        let mut online = Vec::new();
+        if wigle.is_some() || ocid.is_some() {
+            let path = data_dir.join("geo-cache.sqlite");
+            let cache = Arc::new(Cache::open(&path, CacheConfig::default()).map_err(|e| {
+                Error::Config(format!(
+                    "opening the geolocation cache {}: {e}",
+                    path.display()
+                ))
+            })?);
+            if let Some(c) = ocid {
+                builder = builder.opencellid(c, Some(Arc::clone(&cache)));
+                online.push("opencellid");
+            }
+            if let Some(c) = wigle {
+                builder = builder.wigle(c, Some(cache));
+                online.push("wigle");
+            }
+        }
+        let locator = builder
+            .build()
+            .map_err(|e| Error::Config(format!("geolocation: {e}")))?;
+        Ok(Geo {
+            db,
+            locator,
+            online,
+        })
+    }
+
+    /// The online providers in use (`opencellid`, `wigle`).
+    pub fn online_sources(&self) -> &[&'static str] {
+        &self.online
+    }
+}
+
+/// A Google-shaped error answer.
+struct Envelope(ErrorEnvelope);
+
+impl IntoResponse for Envelope {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.0.error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(self.0)).into_response()
+    }
+}
+
+impl Envelope {
+    fn custom(code: u16, domain: &str, reason: &str, message: &str) -> Envelope {
+        Envelope(ErrorEnvelope {
+            error: GoogleErrorBody {
+                errors: vec![ErrorItem {
+                    domain: domain.to_owned(),
+                    reason: reason.to_owned(),
+                    message: message.to_owned(),
+                }],
+                code,
+                message: message.to_owned(),
+                details: None,
+            },
+        })
+    }
+
+    fn decode(message: impl Into<String>) -> Envelope {
+        Envelope(ErrorEnvelope::parse_error(Some(
+            json!({"decode": message.into()}),
+        )))
+    }
+
+    fn validation(message: impl Into<String>) -> Envelope {
+        Envelope(ErrorEnvelope::parse_error(Some(
+            json!({"validation": message.into()}),
+        )))
+    }
+
+    fn too_large(limit: usize) -> Envelope {
+        Envelope::custom(
+            413,
+            "global",
+            "requestTooLarge",
+            &format!("the body is larger than {limit} bytes (after decompression)"),
+        )
+    }
+
+    fn locate_failed(err: &geo_locate::Error) -> Envelope {
+        tracing::warn!(error = %err, "geolocation failed");
+        match err {
+            geo_locate::Error::QuotaExhausted { .. } => {
+                Envelope(ErrorEnvelope::daily_limit_exceeded())
+            }
+            _ => Envelope(ErrorEnvelope::service_unavailable()),
+        }
+    }
+}
+
+/// The value of `key` in a query string, percent-decoded.
+fn query_key(query: Option<&str>) -> Option<String> {
+    let raw = query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .find(|(name, _)| *name == "key")?
+        .1;
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Authenticates an Ichnaea client: bearer token, `?key=`, or a session cookie from an allowed
+/// origin. Anything missing or wrong is 400 `keyInvalid`, as Google and Ichnaea answer.
+fn ichnaea_caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Principal, Envelope> {
+    let invalid = || Envelope(ErrorEnvelope::key_invalid());
+    if let Some(value) = headers.get(AUTHORIZATION) {
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(invalid)?;
+        return state.auth().verify_token(token.trim()).ok_or_else(invalid);
+    }
+    if let Some(key) = query_key(query) {
+        return state.auth().verify_token(key.trim()).ok_or_else(invalid);
+    }
+    if check_origin(state, headers).is_err() {
+        return Err(Envelope::custom(
+            403,
+            "global",
+            "forbidden",
+            "this origin may not use a session here",
+        ));
+    }
+    session_principal(state, headers).ok_or_else(invalid)
+}
+
+/// Reads the body (capped), inflating it when it is gzip-compressed. `Ok(None)` for an empty or
+/// blank body.
+async fn read_body(state: &AppState, request: Request) -> Result<Option<Bytes>, Envelope> {
+    use std::io::Read as _;
+    let limit = state.config().max_body_bytes;
+    let encoding = request
+        .headers()
+        .get(CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    let raw = axum::body::to_bytes(request.into_body(), limit)
+        .await
+        .map_err(|_| Envelope::too_large(limit))?;
+    let body = match encoding.as_deref() {
+        None | Some("" | "identity") => raw,
+        Some("gzip" | "x-gzip") => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&raw[..])
+                .take(limit as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| Envelope::decode(format!("the gzip body cannot be inflated: {e}")))?;
+            if out.len() > limit {
+                return Err(Envelope::too_large(limit));
+            }
+            Bytes::from(out)
+        }
+        Some(other) => {
+            return Err(Envelope::decode(format!(
+                "unsupported Content-Encoding {other:?}: send identity or gzip"
+            )));
+        }
+    };
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(None)
+    } else {
+        Ok(Some(body))
+    }
+}
+
+/// Parses JSON into `T`: broken JSON is `details.decode`, JSON of the wrong shape
+/// `details.validation`.
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Envelope> {
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => Envelope::validation(e.to_string()),
+        _ => Envelope::decode(e.to_string()),
+    })
+}
+
+fn source_of(principal: &Principal) -> String {
+    if principal.label.is_empty() {
+        format!("token:{}", principal.token_id)
+    } else {
+        principal.label.clone()
+    }
+}
+
+fn kind_name(kind: EstimateKind) -> &'static str {
+    match kind {
+        EstimateKind::Wifi => "wifi",
+        EstimateKind::Ble => "bluetooth",
+        EstimateKind::Cell | EstimateKind::Area => "cell",
+    }
+}
+
+/// Publishes `location_resolved` (room `monitoring`): position, accuracy, fallback and counts,
+/// never a MAC or a cell id. A bus without that room just skips it.
+fn publish_resolved(
+    state: &AppState,
+    principal: &Principal,
+    endpoint: &str,
+    query: &Query,
+    estimate: &Estimate,
+) {
+    let r = estimate.to_response();
+    let dropped = query.dropped.wifi + query.dropped.cells + query.dropped.ble;
+    let data = json!({
+        "endpoint": endpoint,
+        "latitude": r.location.lat,
+        "longitude": r.location.lng,
+        "accuracy_m": r.accuracy,
+        "fallback": r.fallback,
+        "source": kind_name(estimate.kind),
+        "used": estimate.used,
+        "counts": {
+            "wifi": query.wifi.len(),
+            "cells": query.cells.len(),
+            "bluetooth": query.ble.len(),
+            "dropped": dropped,
+        },
+    });
+    let published = EventDraft::new("location_resolved", "monitoring", &data).and_then(|draft| {
+        state.bus().publish_draft(EventDraft {
+            source: Some(source_of(principal)),
+            ..draft
+        })
+    });
+    if let Err(err) = published {
+        tracing::debug!(error = %err, "location_resolved not published");
+    }
+}
+
+/// Runs the locator, publishing the event for an answer.
+async fn resolve(
+    state: &AppState,
+    principal: &Principal,
+    endpoint: &str,
+    query: &Query,
+) -> Result<Option<Estimate>, geo_locate::Error> {
+    let estimate = state.geo().locator.locate_query(query).await?;
+    if let Some(e) = &estimate {
+        publish_resolved(state, principal, endpoint, query, e);
+    }
+    Ok(estimate)
+}
+
+#[utoipa::path(post, path = "/v1/geolocate", tag = "geolocation",
+    params(("key" = Option<String>, Query, description = "A vigil token, for Ichnaea clients that cannot send a header")),
+    request_body(content = Object, description = "Ichnaea/Google geolocate request; JSON, optionally gzip (Content-Encoding: gzip); an empty body is not-found"),
+    responses(
+        (status = 200, description = "{location: {lat, lng}, accuracy, fallback?}", body = Object),
+        (status = 400, description = "Google envelope: parseError (details.decode or details.validation) or keyInvalid", body = Object),
+        (status = 403, description = "Google envelope: dailyLimitExceeded", body = Object),
+        (status = 404, description = "Google envelope: notFound", body = Object),
+        (status = 503, description = "Google envelope: serviceUnavailable", body = Object)),
+    security(("token" = []), ("session" = []), ("key" = [])))]
+/// `POST /v1/geolocate` (any role): Ichnaea/Google-compatible geolocation.
+pub async fn geolocate(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Response {
+    match geolocate_inner(&state, query.as_deref(), request).await {
+        Ok(response) => response,
+        Err(envelope) => envelope.into_response(),
+    }
+}
+
+async fn geolocate_inner(
+    state: &AppState,
+    query: Option<&str>,
+    request: Request,
+) -> Result<Response, Envelope> {
+    let principal = ichnaea_caller(state, request.headers(), query)?;
+    let Some(body) = read_body(state, request).await? else {
+        return Err(Envelope(ErrorEnvelope::not_found()));
+    };
+    let parsed: GeolocateRequest = parse(&body)?;
+    let query = Query::from_request(&parsed);
+    match resolve(state, &principal, "/v1/geolocate", &query).await {
+        Ok(Some(estimate)) => Ok(Json(estimate.to_response()).into_response()),
+        Ok(None) => Err(Envelope(ErrorEnvelope::not_found())),
+        Err(err) => Err(Envelope::locate_failed(&err)),
+    }
+}
+
+#[utoipa::path(post, path = "/v2/geosubmit", tag = "geolocation",
+    params(("key" = Option<String>, Query, description = "A vigil token, for Ichnaea clients that cannot send a header")),
+    request_body(content = Object, description = "Ichnaea geosubmit v2: {items: [{timestamp, position, wifiAccessPoints, cellTowers, bluetoothBeacons}]}; JSON, optionally gzip"),
+    responses(
+        (status = 200, description = "{} (accepted observations are stored and refine later answers)", body = Object),
+        (status = 400, description = "Google envelope: parseError or keyInvalid", body = Object),
+        (status = 403, description = "Google envelope: forbidden (needs operator, admin or agent)", body = Object),
+        (status = 503, description = "Google envelope: serviceUnavailable", body = Object)),
+    security(("token" = []), ("session" = []), ("key" = [])))]
+/// `POST /v2/geosubmit` (operator, admin or agent): store observations.
+pub async fn geosubmit(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Response {
+    match geosubmit_inner(&state, query.as_deref(), request).await {
+        Ok(response) => response,
+        Err(envelope) => envelope.into_response(),
+    }
+}
+
+async fn geosubmit_inner(
+    state: &AppState,
+    query: Option<&str>,
+    request: Request,
+) -> Result<Response, Envelope> {
+    let principal = ichnaea_caller(state, request.headers(), query)?;
+    if !Access::at_least(Role::Operator)
+        .and(Role::Agent)
+        .allows(principal.role)
+    {
+        return Err(Envelope::custom(
+            403,
+            "global",
+            "forbidden",
+            "submitting observations needs the operator, admin or agent role",
+        ));
+    }
+    let Some(body) = read_body(state, request).await? else {
+        return Err(Envelope::validation("an empty body has no items"));
+    };
+    let parsed: GeosubmitRequest = parse(&body)?;
+    let db = Arc::clone(&state.geo().db);
+    let report = tokio::task::spawn_blocking(move || db.submit(&parsed))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "geosubmit task failed");
+            Envelope(ErrorEnvelope::service_unavailable())
+        })?
+        .map_err(|e| {
+            tracing::error!(error = %e, "storing observations failed");
+            Envelope(ErrorEnvelope::service_unavailable())
+        })?;
+    tracing::info!(
+        submitter = %source_of(&principal),
+        reports = report.reports,
+        accepted = report.accepted_reports,
+        wifi = report.wifi,
+        cells = report.cells,
+        bluetooth = report.ble,
+        dropped = report.dropped_entries,
+        "geosubmit stored"
+    );
+    Ok(Json(json!({})).into_response())
+}
+
+fn locator_unavailable(err: &geo_locate::Error) -> ApiError {
+    tracing::warn!(error = %err, "geolocation failed");
+    match err {
+        geo_locate::Error::QuotaExhausted { .. } => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "quota_exhausted",
+            "the online geolocation providers' quota is spent and the offline data did not answer",
+        ),
+        _ => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "geolocation_unavailable",
+            "geolocation failed; see the server log",
+        ),
+    }
+}
+
+fn seed_answer(estimate: Option<&Estimate>, with_sources: bool) -> Value {
+    let Some(e) = estimate else {
+        return json!({"success": false, "error": "Could not locate"});
+    };
+    let r = e.to_response();
+    let mut body = json!({
+        "success": true,
+        "latitude": r.location.lat,
+        "longitude": r.location.lng,
+        "accuracy_m": r.accuracy.round() as u64,
+        "confidence": 0.95,
+    });
+    if with_sources {
+        body["sources"] = json!([kind_name(e.kind)]);
+    }
+    if let Some(f) = r.fallback {
+        body["fallback"] = json!(f);
+    }
+    body
+}
+
+fn require_locator_role(caller: &Caller) -> Result<&Principal, ApiError> {
+    if Access::at_least(Role::Viewer)
+        .and(Role::Agent)
+        .allows(caller.0.role)
+    {
+        Ok(&caller.0)
+    } else {
+        Err(ApiError::forbidden(
+            "locating needs a viewer role or above, or an agent",
+        ))
+    }
+}
+
+/// The body of `POST /api/locate/wifi`.
+#[derive(Debug, Deserialize)]
+pub struct WifiBody {
+    /// BSSIDs in any common form.
+    #[serde(default)]
+    pub bssids: Vec<String>,
+}
+
+fn wifi_entries(bssids: &[String]) -> Vec<WifiAccessPoint> {
+    bssids
+        .iter()
+        .map(|b| WifiAccessPoint {
+            mac_address: b.clone(),
+            ..WifiAccessPoint::default()
+        })
+        .collect()
+}
+
+#[utoipa::path(post, path = "/api/locate/wifi", tag = "geolocation",
+    request_body(content = Object, description = "{\"bssids\": [\"AA:BB:CC:DD:EE:FF\", ...]} (at least two known APs are needed)"),
+    responses(
+        (status = 200, description = "{success: true, latitude, longitude, accuracy_m, confidence} or {success: false, error}", body = Object),
+        (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody),
+        (status = 503, description = "A provider or the database failed", body = crate::openapi::ErrorBody)),
+    security(("token" = []), ("session" = [])))]
+/// `POST /api/locate/wifi` (any role): the seed's WiFi lookup.
+pub async fn locate_wifi(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<WifiBody>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = require_locator_role(&caller)?;
+    let request = GeolocateRequest {
+        wifi_access_points: wifi_entries(&body.bssids),
+        ..GeolocateRequest::default()
+    };
+    let query = Query::from_request(&request);
+    let estimate = resolve(&state, principal, "/api/locate/wifi", &query)
+        .await
+        .map_err(|e| locator_unavailable(&e))?;
+    Ok(Json(seed_answer(estimate.as_ref(), false)))
+}
+
+/// A cell in the seed's shape.
+#[derive(Debug, Deserialize)]
+pub struct SeedCell {
+    /// Mobile country code.
+    #[serde(default)]
+    pub mcc: Option<i64>,
+    /// Mobile network code.
+    #[serde(default)]
+    pub mnc: Option<i64>,
+    /// LAC or TAC.
+    #[serde(default)]
+    pub lac: Option<i64>,
+    /// Cell id.
+    #[serde(default)]
+    pub cid: Option<i64>,
+    /// Signal in dBm (`signal` in the seed's example, `signal_strength` in its dataclass).
+    #[serde(default, alias = "signal")]
+    pub signal_strength: Option<i64>,
+    /// `gsm`, `wcdma`, `lte`, `nr` (an extension; the seed has none).
+    #[serde(default, alias = "radio_type")]
+    pub radio: Option<RadioType>,
+}
+
+/// The body of `POST /api/locate/hybrid`.
+#[derive(Debug, Deserialize)]
+pub struct HybridBody {
+    /// BSSIDs.
+    #[serde(default)]
+    pub bssids: Option<Vec<String>>,
+    /// Cells.
+    #[serde(default)]
+    pub cell_towers: Vec<SeedCell>,
+}
+
+/// The geolocate entries for a seed cell: one per radio it could be when none is given.
+fn cell_entries(cell: &SeedCell) -> Vec<CellTower> {
+    let radios: Vec<RadioType> = match cell.radio {
+        Some(r) => vec![r],
+        None => {
+            let cid = cell.cid.and_then(|c| u64::try_from(c).ok()).unwrap_or(0);
+            [Radio::Gsm, Radio::Wcdma, Radio::Lte, Radio::Nr]
+                .into_iter()
+                .filter(|r| cid <= r.max_cell_id())
+                .filter(|r| *r != Radio::Nr || cid > Radio::Lte.max_cell_id())
+                .map(RadioType::from)
+                .collect()
+        }
+    };
+    radios
+        .into_iter()
+        .map(|radio| CellTower {
+            radio_type: Some(radio),
+            mobile_country_code: cell.mcc,
+            mobile_network_code: cell.mnc,
+            location_area_code: cell.lac,
+            cell_id: (radio != RadioType::Nr).then_some(cell.cid).flatten(),
+            new_radio_cell_id: (radio == RadioType::Nr).then_some(cell.cid).flatten(),
+            signal_strength: cell.signal_strength,
+            ..CellTower::default()
+        })
+        .collect()
+}
+
+#[utoipa::path(post, path = "/api/locate/hybrid", tag = "geolocation",
+    request_body(content = Object, description = "{\"bssids\": [...], \"cell_towers\": [{\"mcc\", \"mnc\", \"lac\", \"cid\", \"signal\", \"radio\"?}]}"),
+    responses(
+        (status = 200, description = "{success: true, latitude, longitude, accuracy_m, sources, confidence} or {success: false, error}", body = Object),
+        (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody),
+        (status = 503, description = "A provider or the database failed", body = crate::openapi::ErrorBody)),
+    security(("token" = []), ("session" = [])))]
+/// `POST /api/locate/hybrid` (any role): the seed's WiFi-and-cells lookup, answered by
+/// Ichnaea's agreeing-group rule rather than the seed's average of disagreeing fixes.
+pub async fn locate_hybrid(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<HybridBody>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = require_locator_role(&caller)?;
+    let request = GeolocateRequest {
+        wifi_access_points: wifi_entries(body.bssids.as_deref().unwrap_or_default()),
+        cell_towers: body.cell_towers.iter().flat_map(cell_entries).collect(),
+        ..GeolocateRequest::default()
+    };
+    let query = Query::from_request(&request);
+    let estimate = resolve(&state, principal, "/api/locate/hybrid", &query)
+        .await
+        .map_err(|e| locator_unavailable(&e))?;
+    Ok(Json(seed_answer(estimate.as_ref(), true)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_is_read_and_decoded() {
+        assert_eq!(query_key(Some("key=vgl_ab12")).as_deref(), Some("vgl_ab12"));
+        assert_eq!(query_key(Some("a=1&key=x%5Fy+z")).as_deref(), Some("x_y z"));
+        assert_eq!(query_key(Some("key=bad%zz%")).as_deref(), Some("bad%zz%"));
+        assert_eq!(query_key(Some("keys=1")), None);
+        assert_eq!(query_key(None), None);
+    }
+
+    #[test]
+    fn debug_masks_keys() {
+        let c = GeoConfig {
+            wigle_api_name: Some("AIDsecretname".into()),
+            wigle_api_token: Some("secret-token".into()),
+            opencellid_api_key: Some("pk.secret".into()),
+            ..GeoConfig::default()
+        };
+        let text = format!("{c:?}");
+        assert!(!text.contains("secret"), "{text}");
+        assert!(text.contains("***"));
+    }
+
+    #[test]
+    fn seed_cells_without_radio_try_each_radio_that_fits() {
+        let cell = |cid| SeedCell {
+            mcc: Some(310),
+            mnc: Some(410),
+            lac: Some(123),
+            cid: Some(cid),
+            signal_strength: Some(-95),
+            radio: None,
+        };
+        let radios =
+            |c: &SeedCell| -> Vec<_> { cell_entries(c).iter().map(|t| t.radio_type).collect() };
+        assert_eq!(
+            radios(&cell(456)),
+            [
+                Some(RadioType::Gsm),
+                Some(RadioType::Wcdma),
+                Some(RadioType::Lte)
+            ]
+        );
+        assert_eq!(
+            radios(&cell(1_234_567)),
+            [Some(RadioType::Wcdma), Some(RadioType::Lte)]
+        );
+        let nr = cell_entries(&cell(1 << 30));
+        assert_eq!(nr.len(), 1);
+        assert_eq!(nr[0].new_radio_cell_id, Some(1 << 30));
+    }
+}

@@ -1,0 +1,342 @@
+//! `/api/streetview`, `/api/streetview/image` and `/api/imagery`: street-level imagery for a
+//! point, with every provider key kept on the server.
+//!
+//! The Static API needs the key in the image URL, so the page never gets that URL: it gets
+//! `/api/streetview/image?…`, and the server fetches the (signed) image and passes it on.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use event_bus::Role;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use streetview::mapillary::MapillaryClient;
+use streetview::maps_url::Pano;
+use streetview::metadata::MetadataClient;
+use streetview::nearby;
+use streetview::panoramax::PanoramaxClient;
+use streetview::static_api::StaticRequest;
+use streetview::{AccessToken, ApiKey, ClientConfig, LatLng, SigningSecret};
+
+use crate::error::{ApiError, Error, Result};
+use crate::http::Caller;
+use crate::state::AppState;
+
+/// Provider credentials and endpoints. Secrets never leave the server: they are not logged
+/// (their `Debug` is masked) and never sent to a browser.
+///
+/// | field | default | meaning |
+/// |---|---|---|
+/// | `google_api_key` | none | Street View Static and metadata key; without it, only Maps links |
+/// | `google_signing_secret` | none | URL-signing secret; Static requests are signed when set |
+/// | `google_base_url` | Google | origin of the Static API (tests point it at a mock) |
+/// | `mapillary_token` | none | Mapillary client token; without it, Mapillary is skipped |
+/// | `mapillary_base_url` | `https://graph.mapillary.com` | Mapillary Graph API root |
+/// | `panoramax_base_url` | the meta-catalogue | a Panoramax instance's `/api` root |
+#[derive(Debug, Clone, Default)]
+pub struct ImageryConfig {
+    /// Google Maps Platform key.
+    pub google_api_key: Option<ApiKey>,
+    /// Google URL-signing secret.
+    pub google_signing_secret: Option<SigningSecret>,
+    /// Origin of Google's API, for tests.
+    pub google_base_url: Option<String>,
+    /// Mapillary client token.
+    pub mapillary_token: Option<AccessToken>,
+    /// Mapillary Graph API root.
+    pub mapillary_base_url: Option<String>,
+    /// Panoramax API root.
+    pub panoramax_base_url: Option<String>,
+}
+
+/// The provider clients, built once.
+#[derive(Debug)]
+pub struct Imagery {
+    google_key: Option<ApiKey>,
+    google_secret: Option<SigningSecret>,
+    google_base: String,
+    metadata: Option<MetadataClient>,
+    mapillary: Option<MapillaryClient>,
+    panoramax: PanoramaxClient,
+    http: reqwest::Client,
+}
+
+impl Imagery {
+    /// Builds the clients; fails on a malformed base URL.
+    pub fn new(config: &ImageryConfig) -> Result<Imagery> {
+        let bad = |e: streetview::Error| Error::Config(e.to_string());
+        let with_base = |base: &Option<String>| match base {
+            Some(base) => ClientConfig::default().with_base_url(base.clone()),
+            None => ClientConfig::default(),
+        };
+        let metadata = match &config.google_api_key {
+            Some(key) => Some(
+                MetadataClient::new(
+                    key.clone(),
+                    config.google_signing_secret.clone(),
+                    with_base(&config.google_base_url),
+                )
+                .map_err(bad)?,
+            ),
+            None => None,
+        };
+        let mapillary = match &config.mapillary_token {
+            Some(token) => Some(
+                MapillaryClient::new(token.clone(), with_base(&config.mapillary_base_url))
+                    .map_err(bad)?,
+            ),
+            None => None,
+        };
+        let panoramax = PanoramaxClient::new(with_base(&config.panoramax_base_url)).map_err(bad)?;
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(20))
+            .user_agent(concat!("vigil-server/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+        Ok(Imagery {
+            google_key: config.google_api_key.clone(),
+            google_secret: config.google_signing_secret.clone(),
+            google_base: config
+                .google_base_url
+                .clone()
+                .unwrap_or_else(|| streetview::static_api::GOOGLE_MAPS_API_BASE.to_owned()),
+            metadata,
+            mapillary,
+            panoramax,
+            http,
+        })
+    }
+}
+
+fn invalid(err: streetview::Error) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_parameter",
+        err.to_string(),
+    )
+}
+
+fn provider_error(err: &dyn std::fmt::Display) -> ApiError {
+    ApiError::new(StatusCode::BAD_GATEWAY, "provider_error", err.to_string())
+}
+
+/// Query of `/api/streetview` and `/api/streetview/image`.
+#[derive(Debug, Deserialize)]
+pub struct ViewQuery {
+    lat: f64,
+    lng: f64,
+    #[serde(default)]
+    heading: Option<f64>,
+    #[serde(default)]
+    pitch: Option<f64>,
+    #[serde(default)]
+    fov: Option<f64>,
+    /// `WIDTHxHEIGHT`, at most 640x640 (image only; default 640x320).
+    #[serde(default)]
+    size: Option<String>,
+}
+
+impl ViewQuery {
+    fn point(&self) -> Result<LatLng, ApiError> {
+        LatLng::new(self.lat, self.lng).map_err(invalid)
+    }
+
+    fn static_request(&self) -> Result<StaticRequest, ApiError> {
+        let (w, h) = match self.size.as_deref() {
+            None => (640, 320),
+            Some(text) => text
+                .split_once('x')
+                .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_parameter",
+                        "size must be WIDTHxHEIGHT",
+                    )
+                })?,
+        };
+        let mut builder = StaticRequest::builder().location(self.point()?).size(w, h);
+        if let Some(heading) = self.heading {
+            builder = builder.heading(heading);
+        }
+        if let Some(pitch) = self.pitch {
+            builder = builder.pitch(pitch);
+        }
+        if let Some(fov) = self.fov {
+            builder = builder.fov(fov);
+        }
+        builder.return_error_code(true).build().map_err(invalid)
+    }
+}
+
+#[utoipa::path(get, path = "/api/streetview", tag = "imagery", params(("lat" = f64, Query, description = "Latitude"), ("lng" = f64, Query, description = "Longitude"), ("heading" = Option<f64>, Query, description = "Degrees"), ("pitch" = Option<f64>, Query, description = "-90..=90"), ("fov" = Option<f64>, Query, description = "10..=100 for Maps links")), responses((status = 200, description = "Maps link; with a key, metadata and a Static preview URL (viewer)", body = Object), (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody), (status = 403, description = "The role may not do this", body = crate::openapi::ErrorBody)), security(("token" = []), ("session" = [])))]
+/// `GET /api/streetview` (viewer): the Maps link, and with a key the proxied Static preview and
+/// the free metadata.
+pub async fn streetview(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ViewQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let point = q.point()?;
+    let mut pano = Pano::at(point);
+    if let Some(heading) = q.heading {
+        pano = pano.heading(heading);
+    }
+    if let Some(pitch) = q.pitch {
+        pano = pano.pitch(pitch);
+    }
+    if let Some(fov) = q.fov {
+        pano = pano.fov(fov);
+    }
+    let maps_url = pano.build().map_err(invalid)?;
+    let imagery = state.imagery();
+    let (static_url, metadata) = match &imagery.metadata {
+        None => (Value::Null, Value::Null),
+        Some(client) => {
+            let request = q.static_request()?;
+            let mut image = format!("/api/streetview/image?lat={}&lng={}", q.lat, q.lng);
+            for (name, value) in [("heading", q.heading), ("pitch", q.pitch), ("fov", q.fov)] {
+                if let Some(value) = value {
+                    image.push_str(&format!("&{name}={value}"));
+                }
+            }
+            let metadata = match client.lookup(&request).await {
+                Ok(m) => serde_json::to_value(m).unwrap_or(Value::Null),
+                Err(err) => json!({"status": "ERROR", "error_message": err.to_string()}),
+            };
+            (Value::String(image), metadata)
+        }
+    };
+    Ok(Json(json!({
+        "maps_url": maps_url,
+        "static_url": static_url,
+        "signed": imagery.google_secret.is_some(),
+        "metadata": metadata,
+    })))
+}
+
+#[utoipa::path(get, path = "/api/streetview/image", tag = "imagery", params(("lat" = f64, Query, description = "Latitude"), ("lng" = f64, Query, description = "Longitude"), ("size" = Option<String>, Query, description = "WIDTHxHEIGHT, at most 640x640")), responses((status = 200, description = "The Static API image, fetched by the server (viewer)", body = Object), (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody), (status = 403, description = "The role may not do this", body = crate::openapi::ErrorBody)), security(("token" = []), ("session" = [])))]
+/// `GET /api/streetview/image` (viewer): the Static API image, fetched by the server.
+pub async fn streetview_image(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ViewQuery>,
+) -> Result<Response, ApiError> {
+    caller.require(Role::Viewer)?;
+    let imagery = state.imagery();
+    let Some(key) = &imagery.google_key else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_configured",
+            "no Google API key is configured on this server",
+        ));
+    };
+    let request = q.static_request()?;
+    let url = request
+        .image_url_with_base(&imagery.google_base, key, imagery.google_secret.as_ref())
+        .map_err(invalid)?;
+    // reqwest errors can carry the URL, and the URL carries the key: report without it.
+    let upstream = imagery
+        .http
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| provider_error(&e.without_url()))?;
+    let status = upstream.status();
+    if !status.is_success() {
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "provider_error",
+            format!(
+                "Street View Static API answered {status} (no imagery here, or the key is refused)"
+            ),
+        ));
+    }
+    let content_type = upstream
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|t| t.starts_with("image/"))
+        .unwrap_or("image/jpeg")
+        .to_owned();
+    let bytes = upstream
+        .bytes()
+        .await
+        .map_err(|e| provider_error(&e.without_url()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "private, max-age=3600".to_owned()),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// Query of `/api/imagery`.
+#[derive(Debug, Deserialize)]
+pub struct ImageryQuery {
+    lat: f64,
+    lng: f64,
+    /// Metres, 1..=5000 (default 50).
+    #[serde(default)]
+    radius: Option<f64>,
+    /// `all` (default), `mapillary` or `panoramax`.
+    #[serde(default)]
+    provider: Option<String>,
+    /// Per provider, 1..=2000 (default 20).
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/imagery", tag = "imagery", params(("lat" = f64, Query, description = "Latitude"), ("lng" = f64, Query, description = "Longitude"), ("radius" = Option<f64>, Query, description = "Metres, 1..=5000"), ("provider" = Option<String>, Query, description = "all|mapillary|panoramax"), ("limit" = Option<u32>, Query, description = "Per provider")), responses((status = 200, description = "Mapillary and Panoramax images near a point (viewer)", body = Object), (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody), (status = 403, description = "The role may not do this", body = crate::openapi::ErrorBody)), security(("token" = []), ("session" = [])))]
+/// `GET /api/imagery` (viewer): Mapillary and Panoramax images near a point, nearest first.
+pub async fn imagery(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ImageryQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let center = LatLng::new(q.lat, q.lng).map_err(invalid)?;
+    let imagery = state.imagery();
+    let (use_mapillary, use_panoramax) = match q.provider.as_deref().unwrap_or("all") {
+        "all" => (true, true),
+        "mapillary" => (true, false),
+        "panoramax" => (false, true),
+        other => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_parameter",
+                format!("provider must be all, mapillary or panoramax, got {other:?}"),
+            ));
+        }
+    };
+    let mut errors = Vec::new();
+    let mapillary = if use_mapillary {
+        imagery.mapillary.as_ref()
+    } else {
+        None
+    };
+    if use_mapillary && mapillary.is_none() {
+        errors.push(json!({"provider": "mapillary", "message": "no Mapillary token is configured on this server"}));
+    }
+    let panoramax = use_panoramax.then_some(&imagery.panoramax);
+    let found = nearby::search(
+        mapillary,
+        panoramax,
+        center,
+        q.radius.unwrap_or(50.0),
+        q.limit.unwrap_or(20),
+    )
+    .await
+    .map_err(invalid)?;
+    errors.extend(
+        found
+            .failures
+            .iter()
+            .map(|(provider, err)| json!({"provider": provider, "message": err.to_string()})),
+    );
+    Ok(Json(json!({ "images": found.images, "errors": errors })))
+}

@@ -1,0 +1,1230 @@
+//! Scan orchestration: a priority queue of tasks, agents with capabilities and slots, leases,
+//! results stored before they are acknowledged, and alerts raised once.
+//!
+//! - `POST /api/scans` checks every target against the server's scope before anything is
+//!   queued, then creates one task per target and scan type.
+//! - A task waits in the queue (priority 10 first, FIFO within a priority) until an agent with
+//!   the capability has a free slot; the least loaded such agent gets it (`assign_task`).
+//! - A task is leased to its agent while the agent heartbeats. When the agent disconnects or its
+//!   lease runs out, its tasks go back to the queue until their retries are spent, then fail.
+//! - A result is accepted only from the agent holding the task, is stored, and only then
+//!   acknowledged; a result sent again is acknowledged again and stored once.
+//! - A threat raises one alert per scan, target and signature, however often it is reported.
+//!
+//! Everything that happens is published on the event bus: `scan_scheduled`, `scan_started`,
+//! `task_progress`, `scan_update`, `scan_completed` in `scans`; `threat_detected`,
+//! `critical_alert` in `alerts`; `agent_registered`, `agent_online`, `agent_offline` in
+//! `monitoring`.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use event_bus::{Bus, EventDraft, Severity};
+use parking_lot::Mutex;
+use sec_scan::{
+    PortList, Priority, Resolver, ScanResult, ScanTask, Scope, Target, TaskKind, TaskStatus, Threat,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::error::ApiError;
+use crate::store::{AlertRow, ScanRow, Store, TaskRow};
+
+/// What an agent is told to do.
+#[derive(Debug, Clone)]
+pub enum AgentOrder {
+    /// Run this task.
+    Assign(ScanTask),
+    /// A command, about one task or the agent as a whole.
+    Command {
+        /// The command.
+        command: AgentCommand,
+        /// The task it is about (for `cancel`).
+        task_id: Option<String>,
+    },
+}
+
+/// Commands an operator can send to an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentCommand {
+    /// Finish or hand back running work and disconnect.
+    Stop,
+    /// Cancel a task.
+    Cancel,
+    /// Report health now.
+    HealthCheck,
+}
+
+/// What an agent says about itself when it registers.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AgentHello {
+    /// A stable id the agent chose (the seed's agents send one); a fresh one is made otherwise.
+    #[serde(default)]
+    pub agent_id: Option<String>,
+    /// A display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What it can run (`port_scan`, `ssl_check`, ...). Unknown names are ignored.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// Tasks it runs at once (1..=64; default 4).
+    #[serde(default)]
+    pub max_concurrent: Option<usize>,
+}
+
+/// The request body of `POST /api/scans` (and of the seed's `POST /api/scan`, whose single
+/// `target` is accepted too).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ScanRequest {
+    /// Hosts, addresses, networks or ranges.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// One target (the seed's shape).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Scan types: `port_scan`, `banner_grab`, `ssl_check`, `http_probe`, `vuln_scan`,
+    /// `credential_check`; also `ports`, `banners`, `tls`, `http`, `vuln`. Default `port_scan`.
+    #[serde(default)]
+    pub scan_types: Vec<String>,
+    /// Port specification (`22,80,8000-8100`, `top100`, `all`); each type's default otherwise.
+    #[serde(default)]
+    pub ports: Option<String>,
+    /// 1..=10, higher first (default 5).
+    #[serde(default)]
+    pub priority: Option<u8>,
+    /// Retries per task after a failure or a lost agent (0..=10, default 3).
+    #[serde(default)]
+    pub retries: Option<u32>,
+}
+
+/// The answer to an accepted scan.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScanAccepted {
+    /// The scan id.
+    pub scan_id: String,
+    /// Always `scheduled`.
+    pub status: &'static str,
+    /// The tasks created.
+    pub tasks: Vec<TaskView>,
+}
+
+/// A task as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskView {
+    /// The task id.
+    pub task_id: String,
+    /// What it does.
+    pub kind: TaskKind,
+    /// Its target.
+    pub target: String,
+    /// `queued`, `running`, or how it ended.
+    pub status: String,
+    /// The agent running it, while it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// Attempts made.
+    pub attempts: u32,
+}
+
+/// An agent as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentView {
+    /// The agent id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// `online` or `offline`.
+    pub status: &'static str,
+    /// What it can run.
+    pub capabilities: Vec<TaskKind>,
+    /// Tasks running on it now.
+    pub running: usize,
+    /// Tasks it runs at once.
+    pub max_concurrent: usize,
+    /// When it was last heard from.
+    pub last_heartbeat: DateTime<Utc>,
+    /// Whether it is the server's in-process agent.
+    pub local: bool,
+}
+
+/// Why a result was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResultRefused {
+    /// No such task.
+    UnknownTask,
+    /// The task is not assigned to this agent.
+    NotYours,
+    /// The result does not describe the task it names.
+    Mismatch(&'static str),
+    /// Storing failed; the agent should send it again later.
+    Storage(String),
+}
+
+impl ResultRefused {
+    /// A stable code for the wire.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ResultRefused::UnknownTask => "unknown_task",
+            ResultRefused::NotYours => "not_your_task",
+            ResultRefused::Mismatch(_) => "bad_result",
+            ResultRefused::Storage(_) => "storage_failed",
+        }
+    }
+}
+
+impl std::fmt::Display for ResultRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResultRefused::UnknownTask => f.write_str("no such task"),
+            ResultRefused::NotYours => f.write_str("this task is not assigned to you"),
+            ResultRefused::Mismatch(what) => {
+                write!(f, "the result's {what} does not match its task")
+            }
+            ResultRefused::Storage(e) => {
+                write!(f, "the result could not be stored ({e}); send it again")
+            }
+        }
+    }
+}
+
+/// Orchestrator settings.
+#[derive(Debug, Clone)]
+pub struct OrchestratorConfig {
+    /// How long an agent keeps its tasks without a heartbeat.
+    pub lease: Duration,
+    /// Most targets in one scan request.
+    pub max_targets: usize,
+}
+
+impl Default for OrchestratorConfig {
+    fn default() -> Self {
+        OrchestratorConfig {
+            lease: Duration::from_secs(30),
+            max_targets: 256,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Phase {
+    Queued,
+    Running { agent: String },
+    Done(TaskStatus),
+}
+
+#[derive(Debug)]
+struct TaskState {
+    task: ScanTask,
+    phase: Phase,
+    attempts: u32,
+    /// The agent it was last given to: after a server restart that agent may still send its
+    /// result, which is then accepted.
+    last_agent: Option<String>,
+}
+
+#[derive(Debug)]
+struct ScanState {
+    requested_by: String,
+    created: DateTime<Utc>,
+    request: ScanRequest,
+    tasks: Vec<String>,
+    completed: bool,
+}
+
+#[derive(Debug)]
+struct AgentState {
+    name: String,
+    capabilities: Vec<TaskKind>,
+    max_concurrent: usize,
+    running: HashSet<String>,
+    last_seen: Instant,
+    last_seen_at: DateTime<Utc>,
+    link: Option<mpsc::UnboundedSender<AgentOrder>>,
+    local: bool,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    scans: BTreeMap<String, ScanState>,
+    tasks: HashMap<String, TaskState>,
+    /// (priority, then oldest first, task id); entries of tasks no longer queued are skipped.
+    queue: BinaryHeap<(u8, Reverse<u64>, String)>,
+    enqueued: u64,
+    agents: BTreeMap<String, AgentState>,
+}
+
+/// The scan orchestrator. Cheap to share behind an `Arc`.
+pub struct Orchestrator {
+    inner: Mutex<Inner>,
+    bus: Bus,
+    store: Store,
+    scope: Option<Scope>,
+    resolver: Arc<dyn Resolver>,
+    config: OrchestratorConfig,
+}
+
+impl std::fmt::Debug for Orchestrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Orchestrator")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+fn kind_name(kind: TaskKind) -> String {
+    kind.to_string()
+}
+
+/// Parses a scan type, accepting the seed's names and short aliases.
+pub fn parse_kind(name: &str) -> Option<TaskKind> {
+    Some(match name {
+        "port_scan" | "ports" => TaskKind::PortScan,
+        "banner_grab" | "banners" => TaskKind::BannerGrab,
+        "ssl_check" | "tls" => TaskKind::SslCheck,
+        "http_probe" | "http" => TaskKind::HttpProbe,
+        "vuln_scan" | "vuln" => TaskKind::VulnScan,
+        "credential_check" | "credentials" => TaskKind::CredentialCheck,
+        _ => return None,
+    })
+}
+
+fn severity_of(threat: &Threat) -> Severity {
+    match threat.severity {
+        sec_scan::Severity::Info => Severity::Info,
+        sec_scan::Severity::Low | sec_scan::Severity::Medium => Severity::Warning,
+        sec_scan::Severity::High => Severity::Error,
+        sec_scan::Severity::Critical => Severity::Critical,
+    }
+}
+
+fn status_name(status: TaskStatus) -> String {
+    serde_json::to_value(status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "failed".into())
+}
+
+fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, code, message)
+}
+
+impl Orchestrator {
+    /// An orchestrator over `scope` (`None` or empty: every scan is refused), restoring scans,
+    /// tasks and results from the store: unfinished tasks go back to the queue.
+    pub fn new(
+        bus: Bus,
+        store: Store,
+        scope: Option<Scope>,
+        resolver: Arc<dyn Resolver>,
+        config: OrchestratorConfig,
+    ) -> crate::Result<Orchestrator> {
+        let mut inner = Inner::default();
+        for scan in store.scans()? {
+            let request: ScanRequest = serde_json::from_str(&scan.request).unwrap_or(ScanRequest {
+                targets: Vec::new(),
+                target: None,
+                scan_types: Vec::new(),
+                ports: None,
+                priority: None,
+                retries: None,
+            });
+            inner.scans.insert(
+                scan.id,
+                ScanState {
+                    requested_by: scan.requested_by,
+                    created: scan.created,
+                    request,
+                    tasks: Vec::new(),
+                    completed: false,
+                },
+            );
+        }
+        for row in store.tasks()? {
+            let Ok(task) = serde_json::from_str::<ScanTask>(&row.task) else {
+                tracing::warn!(task = %row.id, "stored task does not parse; skipped");
+                continue;
+            };
+            let phase = match row.status.as_str() {
+                "queued" | "running" => Phase::Queued,
+                other => Phase::Done(
+                    serde_json::from_value(Value::String(other.to_owned()))
+                        .unwrap_or(TaskStatus::Failed),
+                ),
+            };
+            if let Some(scan) = inner.scans.get_mut(&row.scan_id) {
+                scan.tasks.push(row.id.clone());
+            }
+            if matches!(phase, Phase::Queued) {
+                inner.enqueued += 1;
+                let entry = (task.priority.get(), Reverse(inner.enqueued), row.id.clone());
+                inner.queue.push(entry);
+            }
+            inner.tasks.insert(
+                row.id,
+                TaskState {
+                    task,
+                    phase,
+                    attempts: row.attempts,
+                    last_agent: row.agent,
+                },
+            );
+        }
+        let finished: Vec<String> = inner
+            .scans
+            .iter()
+            .filter(|(_, s)| {
+                !s.tasks.is_empty()
+                    && s.tasks.iter().all(|t| {
+                        inner
+                            .tasks
+                            .get(t)
+                            .is_some_and(|t| matches!(t.phase, Phase::Done(_)))
+                    })
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in finished {
+            if let Some(scan) = inner.scans.get_mut(&id) {
+                scan.completed = true;
+            }
+        }
+        Ok(Orchestrator {
+            inner: Mutex::new(inner),
+            bus,
+            store,
+            scope: scope.filter(|s| !s.is_empty()),
+            resolver,
+            config,
+        })
+    }
+
+    /// The scope scans are checked against.
+    pub fn scope(&self) -> Option<&Scope> {
+        self.scope.as_ref()
+    }
+
+    fn publish(&self, kind: &str, room: &str, severity: Severity, data: Value) {
+        let draft = EventDraft::new(kind, room, &data)
+            .map(|d| d.with_severity(severity).with_source("orchestrator"));
+        if let Err(err) = draft.and_then(|d| self.bus.publish_draft(d)) {
+            tracing::error!(error = %err, kind, "publishing an orchestration event failed");
+        }
+    }
+
+    /// Checks and queues a scan. Nothing is queued unless every target is in scope.
+    pub async fn schedule(
+        &self,
+        mut request: ScanRequest,
+        requested_by: &str,
+    ) -> Result<ScanAccepted, ApiError> {
+        if let Some(target) = request.target.take() {
+            request.targets.push(target);
+        }
+        request.targets.retain(|t| !t.trim().is_empty());
+        if request.targets.is_empty() {
+            return Err(bad("bad_request", "name at least one target"));
+        }
+        if request.targets.len() > self.config.max_targets {
+            return Err(bad(
+                "bad_request",
+                format!("at most {} targets per scan", self.config.max_targets),
+            ));
+        }
+        if request.scan_types.is_empty() {
+            request.scan_types.push("port_scan".into());
+        }
+        let mut kinds = Vec::new();
+        for name in &request.scan_types {
+            let kind = parse_kind(name).ok_or_else(|| {
+                bad(
+                    "bad_request",
+                    format!("unknown scan type {name:?}; use port_scan, banner_grab, ssl_check, http_probe, vuln_scan or credential_check"),
+                )
+            })?;
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+        let priority = Priority::new(request.priority.unwrap_or(5))
+            .map_err(|e| bad("bad_request", format!("priority: {e}")))?;
+        let retries = request.retries.unwrap_or(3);
+        if retries > 10 {
+            return Err(bad("bad_request", "retries must be in 0..=10"));
+        }
+        let ports_for_check: PortList = match &request.ports {
+            Some(spec) => spec
+                .parse()
+                .map_err(|e| bad("bad_request", format!("ports: {e}")))?,
+            None => PortList::top(100),
+        };
+        let Some(scope) = &self.scope else {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "out_of_scope",
+                "this server may scan nothing: start it with --scope CIDR|HOST for the hosts you are authorised to test",
+            ));
+        };
+        for text in &request.targets {
+            let target: Target = text
+                .parse()
+                .map_err(|e| bad("bad_target", format!("{text}: {e}")))?;
+            // Resolves names once and checks every address; no packet is sent.
+            scope
+                .plan(
+                    std::slice::from_ref(&target),
+                    ports_for_check.clone(),
+                    self.resolver.as_ref(),
+                )
+                .await
+                .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, "out_of_scope", e.to_string()))?;
+        }
+
+        let scan_id = uuid::Uuid::new_v4().to_string();
+        let created = Utc::now();
+        let mut tasks = Vec::new();
+        for target in &request.targets {
+            for kind in &kinds {
+                let mut task = ScanTask::new(*kind, target.clone())
+                    .with_priority(priority)
+                    .with_retries(retries);
+                task.scan_id = scan_id.clone();
+                if let Some(ports) = &request.ports {
+                    task = task.with_ports(ports.clone());
+                }
+                tasks.push(task);
+            }
+        }
+        let rows: Vec<TaskRow> = tasks
+            .iter()
+            .map(|t| TaskRow {
+                id: t.id.clone(),
+                scan_id: scan_id.clone(),
+                task: serde_json::to_string(t).unwrap_or_default(),
+                status: "queued".into(),
+                attempts: 0,
+                agent: None,
+            })
+            .collect();
+        let scan_row = ScanRow {
+            id: scan_id.clone(),
+            requested_by: requested_by.to_owned(),
+            request: serde_json::to_string(&request).unwrap_or_default(),
+            created,
+        };
+        self.store
+            .run(move |store| store.insert_scan(&scan_row, &rows))
+            .await?;
+        tracing::info!(scan = %scan_id, requested_by, targets = ?request.targets, kinds = ?kinds, "scan scheduled");
+
+        let views: Vec<TaskView> = tasks
+            .iter()
+            .map(|t| TaskView {
+                task_id: t.id.clone(),
+                kind: t.kind,
+                target: t.target.clone(),
+                status: "queued".into(),
+                agent_id: None,
+                attempts: 0,
+            })
+            .collect();
+        {
+            let mut inner = self.inner.lock();
+            inner.scans.insert(
+                scan_id.clone(),
+                ScanState {
+                    requested_by: requested_by.to_owned(),
+                    created,
+                    request: request.clone(),
+                    tasks: tasks.iter().map(|t| t.id.clone()).collect(),
+                    completed: false,
+                },
+            );
+            for task in tasks {
+                inner.enqueued += 1;
+                let entry = (
+                    task.priority.get(),
+                    Reverse(inner.enqueued),
+                    task.id.clone(),
+                );
+                inner.queue.push(entry);
+                inner.tasks.insert(
+                    task.id.clone(),
+                    TaskState {
+                        task,
+                        phase: Phase::Queued,
+                        attempts: 0,
+                        last_agent: None,
+                    },
+                );
+            }
+            self.publish(
+                "scan_scheduled",
+                "scans",
+                Severity::Info,
+                json!({
+                    "scan_id": scan_id, "targets": request.targets, "scan_types": kinds,
+                    "ports": request.ports, "priority": priority.get(), "requested_by": requested_by,
+                    "tasks": views,
+                }),
+            );
+            self.dispatch(&mut inner);
+        }
+        Ok(ScanAccepted {
+            scan_id,
+            status: "scheduled",
+            tasks: views,
+        })
+    }
+
+    /// Registers an agent; returns its id. `link` carries its orders.
+    pub fn register(
+        &self,
+        hello: AgentHello,
+        link: mpsc::UnboundedSender<AgentOrder>,
+        local: bool,
+    ) -> String {
+        let capabilities: Vec<TaskKind> = {
+            let mut kinds: Vec<TaskKind> = hello
+                .capabilities
+                .iter()
+                .filter_map(|c| parse_kind(c))
+                .collect();
+            kinds.dedup();
+            if kinds.is_empty() {
+                vec![TaskKind::PortScan]
+            } else {
+                kinds
+            }
+        };
+        let max_concurrent = hello.max_concurrent.unwrap_or(4).clamp(1, 64);
+        let mut inner = self.inner.lock();
+        let wanted = hello
+            .agent_id
+            .filter(|id| !id.is_empty() && id.len() <= 128)
+            .filter(|id| inner.agents.get(id).is_none_or(|a| a.link.is_none()));
+        let id = wanted.unwrap_or_else(|| {
+            format!("agent-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+        });
+        let name = hello
+            .name
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| id.clone())
+            .chars()
+            .take(128)
+            .collect();
+        let new = !inner.agents.contains_key(&id);
+        inner.agents.insert(
+            id.clone(),
+            AgentState {
+                name,
+                capabilities: capabilities.clone(),
+                max_concurrent,
+                running: HashSet::new(),
+                last_seen: Instant::now(),
+                last_seen_at: Utc::now(),
+                link: Some(link),
+                local,
+            },
+        );
+        let data = json!({"agent_id": id, "capabilities": capabilities, "max_concurrent": max_concurrent, "local": local});
+        if new {
+            self.publish(
+                "agent_registered",
+                "monitoring",
+                Severity::Info,
+                data.clone(),
+            );
+        }
+        self.publish("agent_online", "monitoring", Severity::Success, data);
+        self.dispatch(&mut inner);
+        id
+    }
+
+    /// Renews an agent's lease.
+    pub fn heartbeat(&self, agent_id: &str) -> bool {
+        let mut inner = self.inner.lock();
+        match inner.agents.get_mut(agent_id) {
+            Some(agent) if agent.link.is_some() => {
+                agent.last_seen = Instant::now();
+                agent.last_seen_at = Utc::now();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Publishes a task's progress (0..=1) when the agent holds the task.
+    pub fn progress(
+        &self,
+        agent_id: &str,
+        task_id: &str,
+        progress: f64,
+        message: Option<&str>,
+    ) -> Result<(), ResultRefused> {
+        let inner = self.inner.lock();
+        let task = inner.tasks.get(task_id).ok_or(ResultRefused::UnknownTask)?;
+        if !matches!(&task.phase, Phase::Running { agent } if agent == agent_id) {
+            return Err(ResultRefused::NotYours);
+        }
+        let progress = if progress.is_finite() {
+            progress.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let message: Option<String> = message.map(|m| m.chars().take(200).collect());
+        self.publish(
+            "task_progress",
+            "scans",
+            Severity::Info,
+            json!({"scan_id": task.task.scan_id, "task_id": task_id, "agent_id": agent_id, "target": task.task.target,
+                   "progress": progress, "message": message}),
+        );
+        Ok(())
+    }
+
+    /// Takes a result from `agent_id`: checks it, stores it, then frees the slot, raises new
+    /// alerts and publishes. `Ok(true)` when stored now, `Ok(false)` when it was stored before.
+    pub async fn submit_result(
+        &self,
+        agent_id: &str,
+        mut result: ScanResult,
+    ) -> Result<bool, ResultRefused> {
+        {
+            let inner = self.inner.lock();
+            let task = inner
+                .tasks
+                .get(&result.task_id)
+                .ok_or(ResultRefused::UnknownTask)?;
+            match &task.phase {
+                Phase::Running { agent } if agent == agent_id => {}
+                // Queued again after a server restart, but this agent was running it and
+                // kept its result: take it.
+                Phase::Queued if task.last_agent.as_deref() == Some(agent_id) => {}
+                // Already stored: the agent did not see our ack; acknowledge again.
+                Phase::Done(_) => return Ok(false),
+                _ => return Err(ResultRefused::NotYours),
+            }
+            if result.scan_id != task.task.scan_id {
+                return Err(ResultRefused::Mismatch("scan_id"));
+            }
+            if result.kind != task.task.kind {
+                return Err(ResultRefused::Mismatch("kind"));
+            }
+            // The task's own target is authoritative, whatever the agent wrote.
+            result.target = task.task.target.clone();
+            result.agent_id = agent_id.to_owned();
+        }
+        let alerts: Vec<AlertRow> = result
+            .threats
+            .iter()
+            .map(|t| AlertRow {
+                scan_id: result.scan_id.clone(),
+                task_id: result.task_id.clone(),
+                target: result.target.clone(),
+                signature_id: t.signature_id.clone(),
+                severity: t.severity.name().to_owned(),
+                threat: serde_json::to_string(t).unwrap_or_default(),
+            })
+            .collect();
+        let json =
+            serde_json::to_string(&result).map_err(|e| ResultRefused::Storage(e.to_string()))?;
+        let (task_id, scan_id, agent, status) = (
+            result.task_id.clone(),
+            result.scan_id.clone(),
+            agent_id.to_owned(),
+            status_name(result.status),
+        );
+        let stored = self
+            .store
+            .run(move |store| {
+                store.store_result(&task_id, &scan_id, &agent, &status, &json, &alerts)
+            })
+            .await
+            .map_err(|e| ResultRefused::Storage(e.to_string()))?;
+        let Some(new_alerts) = stored else {
+            return Ok(false);
+        };
+
+        let mut inner = self.inner.lock();
+        self.finish_task(
+            &mut inner,
+            &result.task_id,
+            result.status,
+            Some(&result),
+            &new_alerts,
+        );
+        self.dispatch(&mut inner);
+        Ok(true)
+    }
+
+    /// Marks a task done, frees its agent's slot, publishes, and completes its scan if it was
+    /// the last one.
+    fn finish_task(
+        &self,
+        inner: &mut Inner,
+        task_id: &str,
+        status: TaskStatus,
+        result: Option<&ScanResult>,
+        new_alerts: &[AlertRow],
+    ) {
+        let Some(task) = inner.tasks.get_mut(task_id) else {
+            return;
+        };
+        if let Phase::Running { agent } = &task.phase {
+            let holder = agent.clone();
+            if let Some(agent) = inner.agents.get_mut(&holder) {
+                agent.running.remove(task_id);
+            }
+        }
+        let Some(task) = inner.tasks.get_mut(task_id) else {
+            return;
+        };
+        task.phase = Phase::Done(status);
+        let scan_id = task.task.scan_id.clone();
+        let target = task.task.target.clone();
+        let kind = task.task.kind;
+        let threats: Vec<&Threat> = result
+            .map(|r| r.threats.iter().collect())
+            .unwrap_or_default();
+        let severity = match status {
+            TaskStatus::Success if threats.is_empty() => Severity::Success,
+            TaskStatus::Success | TaskStatus::Partial => Severity::Warning,
+            TaskStatus::Cancelled => Severity::Info,
+            TaskStatus::Failed | TaskStatus::TimedOut => Severity::Error,
+        };
+        self.publish(
+            "scan_update",
+            "scans",
+            severity,
+            json!({
+                "scan_id": scan_id, "task_id": task_id, "target": target, "kind": kind_name(kind),
+                "status": status, "agent_id": result.map(|r| r.agent_id.clone()),
+                "findings": result.map(|r| r.findings.len()).unwrap_or(0),
+                "threats": threats,
+                "duration_seconds": result.map(|r| r.duration_seconds),
+                "error": result.and_then(|r| r.error.clone()),
+            }),
+        );
+        for alert in new_alerts {
+            let Ok(threat) = serde_json::from_str::<Threat>(&alert.threat) else {
+                continue;
+            };
+            let severity = severity_of(&threat);
+            let data = json!({
+                "scan_id": alert.scan_id, "task_id": alert.task_id, "target": alert.target,
+                "signature_id": threat.signature_id, "name": threat.name, "severity": threat.severity,
+                "host": threat.host, "port": threat.port, "evidence": threat.evidence,
+                "remediation": threat.remediation, "references": threat.references,
+            });
+            self.publish("threat_detected", "alerts", severity, data.clone());
+            if severity == Severity::Critical {
+                self.publish("critical_alert", "alerts", Severity::Critical, data);
+            }
+        }
+        self.complete_scan_if_done(inner, &scan_id);
+    }
+
+    fn complete_scan_if_done(&self, inner: &mut Inner, scan_id: &str) {
+        let Some(scan) = inner.scans.get(scan_id) else {
+            return;
+        };
+        if scan.completed {
+            return;
+        }
+        let statuses: Vec<TaskStatus> = scan
+            .tasks
+            .iter()
+            .filter_map(|t| match inner.tasks.get(t).map(|t| &t.phase) {
+                Some(Phase::Done(status)) => Some(*status),
+                _ => None,
+            })
+            .collect();
+        if statuses.len() < scan.tasks.len() {
+            return;
+        }
+        let failed = statuses
+            .iter()
+            .filter(|s| matches!(s, TaskStatus::Failed | TaskStatus::TimedOut))
+            .count();
+        let cancelled = statuses
+            .iter()
+            .filter(|s| matches!(s, TaskStatus::Cancelled))
+            .count();
+        let status = if cancelled > 0 {
+            "cancelled"
+        } else if failed == statuses.len() {
+            "failed"
+        } else if failed > 0 {
+            "partial"
+        } else {
+            "completed"
+        };
+        if let Some(scan) = inner.scans.get_mut(scan_id) {
+            scan.completed = true;
+        }
+        let severity = if status == "completed" {
+            Severity::Success
+        } else {
+            Severity::Warning
+        };
+        self.publish(
+            "scan_completed",
+            "scans",
+            severity,
+            json!({"scan_id": scan_id, "status": status, "tasks": statuses.len(), "failed": failed, "cancelled": cancelled}),
+        );
+    }
+
+    /// The agent is gone: its running tasks go back to the queue (or fail, retries spent).
+    pub fn disconnected(&self, agent_id: &str, reason: &str) {
+        let mut inner = self.inner.lock();
+        let Some(agent) = inner.agents.get_mut(agent_id) else {
+            return;
+        };
+        if agent.link.take().is_none() {
+            return;
+        }
+        let running: Vec<String> = agent.running.drain().collect();
+        self.publish(
+            "agent_offline",
+            "monitoring",
+            Severity::Warning,
+            json!({"agent_id": agent_id, "reason": reason}),
+        );
+        for task_id in running {
+            self.requeue(&mut inner, &task_id, reason);
+        }
+        self.dispatch(&mut inner);
+    }
+
+    /// Puts a task that lost its agent back in the queue, or fails it when its retries are
+    /// spent.
+    fn requeue(&self, inner: &mut Inner, task_id: &str, reason: &str) {
+        let Some(task) = inner.tasks.get_mut(task_id) else {
+            return;
+        };
+        if matches!(task.phase, Phase::Done(_)) {
+            return;
+        }
+        if task.attempts > task.task.retries {
+            tracing::warn!(
+                task = task_id,
+                attempts = task.attempts,
+                reason,
+                "task failed: retries spent"
+            );
+            let attempts = task.attempts;
+            self.persist_task(task_id, "failed", attempts, None);
+            let result = ScanResult {
+                scan_id: task.task.scan_id.clone(),
+                task_id: task_id.to_owned(),
+                agent_id: String::new(),
+                target: task.task.target.clone(),
+                kind: task.task.kind,
+                status: TaskStatus::Failed,
+                findings: Vec::new(),
+                threats: Vec::new(),
+                duration_seconds: 0.0,
+                time: Utc::now(),
+                attempts,
+                error: Some(format!("retries spent; last attempt: {reason}")),
+            };
+            self.finish_task(inner, task_id, TaskStatus::Failed, Some(&result), &[]);
+            return;
+        }
+        task.phase = Phase::Queued;
+        let attempts = task.attempts;
+        let priority = task.task.priority.get();
+        inner.enqueued += 1;
+        let entry = (priority, Reverse(inner.enqueued), task_id.to_owned());
+        inner.queue.push(entry);
+        self.persist_task(task_id, "queued", attempts, None);
+    }
+
+    /// Records a task's status without waiting (status changes are also rebuilt on restart, so
+    /// a lost write costs at most a rerun).
+    fn persist_task(
+        &self,
+        task_id: &str,
+        status: &'static str,
+        attempts: u32,
+        agent: Option<&str>,
+    ) {
+        let store = self.store.clone();
+        let task_id = task_id.to_owned();
+        let agent = agent.map(str::to_owned);
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            drop(handle.spawn_blocking(move || {
+                if let Err(err) = store.update_task(&task_id, status, attempts, agent.as_deref()) {
+                    tracing::warn!(error = %err, task = %task_id, "recording task status failed");
+                }
+            }));
+        }
+    }
+
+    /// Expires the leases of agents not heard from in time. Call it every second or so.
+    pub fn tick(&self) {
+        let expired: Vec<String> = {
+            let inner = self.inner.lock();
+            inner
+                .agents
+                .iter()
+                .filter(|(_, a)| {
+                    !a.local && a.link.is_some() && a.last_seen.elapsed() > self.config.lease
+                })
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        for id in expired {
+            tracing::warn!(agent = %id, "agent lease expired");
+            self.disconnected(&id, "lease expired");
+        }
+    }
+
+    /// Assigns queued tasks to free agents, least loaded first.
+    fn dispatch(&self, inner: &mut Inner) {
+        let mut blocked = Vec::new();
+        while let Some(entry) = inner.queue.pop() {
+            let task_id = entry.2.clone();
+            let Some(task) = inner.tasks.get(&task_id) else {
+                continue;
+            };
+            if !matches!(task.phase, Phase::Queued) {
+                continue;
+            }
+            let kind = task.task.kind;
+            let chosen = inner
+                .agents
+                .iter()
+                .filter(|(_, a)| {
+                    a.link.is_some()
+                        && a.capabilities.contains(&kind)
+                        && a.running.len() < a.max_concurrent
+                })
+                .min_by(|(_, a), (_, b)| {
+                    let load = |x: &AgentState| x.running.len() as f64 / x.max_concurrent as f64;
+                    load(a).total_cmp(&load(b))
+                })
+                .map(|(id, _)| id.clone());
+            let Some(agent_id) = chosen else {
+                blocked.push(entry);
+                continue;
+            };
+            let order = AgentOrder::Assign(task.task.clone());
+            let sent = inner
+                .agents
+                .get(&agent_id)
+                .and_then(|a| a.link.as_ref())
+                .is_some_and(|link| link.send(order).is_ok());
+            if !sent {
+                // The agent's connection is gone; forget it and try this task again.
+                if let Some(agent) = inner.agents.get_mut(&agent_id) {
+                    agent.link = None;
+                }
+                inner.queue.push(entry);
+                continue;
+            }
+            let Some(task) = inner.tasks.get_mut(&task_id) else {
+                continue;
+            };
+            task.phase = Phase::Running {
+                agent: agent_id.clone(),
+            };
+            task.last_agent = Some(agent_id.clone());
+            task.attempts += 1;
+            let (attempts, scan_id, target) = (
+                task.attempts,
+                task.task.scan_id.clone(),
+                task.task.target.clone(),
+            );
+            if let Some(agent) = inner.agents.get_mut(&agent_id) {
+                agent.running.insert(task_id.clone());
+            }
+            self.persist_task(&task_id, "running", attempts, Some(&agent_id));
+            self.publish(
+                "scan_started",
+                "scans",
+                Severity::Info,
+                json!({"scan_id": scan_id, "task_id": task_id, "target": target, "kind": kind_name(kind),
+                       "agent_id": agent_id, "attempt": attempts}),
+            );
+        }
+        inner.queue.extend(blocked);
+    }
+
+    /// Cancels a scan: queued tasks end now, running ones are told to stop.
+    pub fn cancel_scan(&self, scan_id: &str) -> Result<usize, ApiError> {
+        let mut inner = self.inner.lock();
+        let Some(scan) = inner.scans.get(scan_id) else {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_scan",
+                format!("no scan {scan_id}"),
+            ));
+        };
+        let task_ids = scan.tasks.clone();
+        let mut touched = 0;
+        for task_id in task_ids {
+            let Some(task) = inner.tasks.get(&task_id) else {
+                continue;
+            };
+            match &task.phase {
+                Phase::Queued => {
+                    let attempts = task.attempts;
+                    self.persist_task(&task_id, "cancelled", attempts, None);
+                    self.finish_task(&mut inner, &task_id, TaskStatus::Cancelled, None, &[]);
+                    touched += 1;
+                }
+                Phase::Running { agent } => {
+                    let order = AgentOrder::Command {
+                        command: AgentCommand::Cancel,
+                        task_id: Some(task_id.clone()),
+                    };
+                    if let Some(link) = inner.agents.get(agent).and_then(|a| a.link.as_ref()) {
+                        let _ = link.send(order);
+                    }
+                    touched += 1;
+                }
+                Phase::Done(_) => {}
+            }
+        }
+        Ok(touched)
+    }
+
+    /// Sends a command to an agent.
+    pub fn command(
+        &self,
+        agent_id: &str,
+        command: AgentCommand,
+        task_id: Option<String>,
+    ) -> Result<(), ApiError> {
+        let inner = self.inner.lock();
+        let link = inner
+            .agents
+            .get(agent_id)
+            .and_then(|a| a.link.as_ref())
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "unknown_agent",
+                    format!("no online agent {agent_id}"),
+                )
+            })?;
+        link.send(AgentOrder::Command { command, task_id })
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "agent_gone",
+                    "the agent just disconnected",
+                )
+            })
+    }
+
+    /// Every agent.
+    pub fn agents(&self) -> Vec<AgentView> {
+        let inner = self.inner.lock();
+        inner
+            .agents
+            .iter()
+            .map(|(id, a)| AgentView {
+                id: id.clone(),
+                name: a.name.clone(),
+                status: if a.link.is_some() {
+                    "online"
+                } else {
+                    "offline"
+                },
+                capabilities: a.capabilities.clone(),
+                running: a.running.len(),
+                max_concurrent: a.max_concurrent,
+                last_heartbeat: a.last_seen_at,
+                local: a.local,
+            })
+            .collect()
+    }
+
+    fn task_views(&self, inner: &Inner, ids: &[String]) -> Vec<TaskView> {
+        ids.iter()
+            .filter_map(|id| {
+                let t = inner.tasks.get(id)?;
+                let (status, agent_id) = match &t.phase {
+                    Phase::Queued => ("queued".to_owned(), None),
+                    Phase::Running { agent } => ("running".to_owned(), Some(agent.clone())),
+                    Phase::Done(s) => (status_name(*s), None),
+                };
+                Some(TaskView {
+                    task_id: id.clone(),
+                    kind: t.task.kind,
+                    target: t.task.target.clone(),
+                    status,
+                    agent_id,
+                    attempts: t.attempts,
+                })
+            })
+            .collect()
+    }
+
+    /// Every scan, newest first, with its tasks.
+    pub fn scans(&self) -> Vec<Value> {
+        let inner = self.inner.lock();
+        let mut scans: Vec<(&String, &ScanState)> = inner.scans.iter().collect();
+        scans.sort_by_key(|s| Reverse(s.1.created));
+        scans
+            .into_iter()
+            .map(|(id, s)| {
+                let tasks = self.task_views(&inner, &s.tasks);
+                json!({"scan_id": id, "requested_by": s.requested_by, "created": s.created, "completed": s.completed,
+                       "targets": s.request.targets, "scan_types": s.request.scan_types, "ports": s.request.ports,
+                       "tasks": tasks})
+            })
+            .collect()
+    }
+
+    /// One scan with its tasks and stored results.
+    pub async fn scan(&self, scan_id: &str) -> Result<Value, ApiError> {
+        let summary = {
+            let inner = self.inner.lock();
+            let scan = inner.scans.get(scan_id).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "unknown_scan",
+                    format!("no scan {scan_id}"),
+                )
+            })?;
+            let tasks = self.task_views(&inner, &scan.tasks);
+            json!({"scan_id": scan_id, "requested_by": scan.requested_by, "created": scan.created,
+                   "completed": scan.completed, "targets": scan.request.targets,
+                   "scan_types": scan.request.scan_types, "ports": scan.request.ports, "tasks": tasks})
+        };
+        let id = scan_id.to_owned();
+        let results = self.store.run(move |store| store.results(&id)).await?;
+        let results: Vec<Value> = results
+            .iter()
+            .filter_map(|r| serde_json::from_str(r).ok())
+            .collect();
+        let mut summary = summary;
+        summary["results"] = Value::Array(results);
+        Ok(summary)
+    }
+
+    /// Counts for `/stats` and `/metrics`: (queued, running, done) tasks and online agents.
+    pub fn counts(&self) -> (usize, usize, usize, usize) {
+        let inner = self.inner.lock();
+        let mut counts = (0, 0, 0, 0);
+        for task in inner.tasks.values() {
+            match task.phase {
+                Phase::Queued => counts.0 += 1,
+                Phase::Running { .. } => counts.1 += 1,
+                Phase::Done(_) => counts.2 += 1,
+            }
+        }
+        counts.3 = inner.agents.values().filter(|a| a.link.is_some()).count();
+        counts
+    }
+}

@@ -1,0 +1,302 @@
+//! `/metrics`: Prometheus text exposition of the server's counters, without global state.
+//!
+//! Long-lived metrics (HTTP latency, frames per room, queued bytes) live in [`Telemetry`];
+//! figures the server already keeps (connections, event counts, disconnect reasons) are read at
+//! scrape time. Each scrape builds a fresh registry over both, so several servers in one process
+//! (as in tests) never share numbers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use event_bus::{Role, Room};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeMetric, LabelSetEncoder,
+};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::error::ApiError;
+use crate::http::Caller;
+use crate::state::AppState;
+
+/// A room as a metric label; cloning it is cheap, so counting a delivery allocates nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RoomLabel(pub Room);
+
+impl EncodeLabelSet for RoomLabel {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
+        [("room", self.0.as_str())].encode(encoder)
+    }
+}
+
+/// Labels of an HTTP request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct HttpLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+/// The server's own metrics.
+#[derive(Debug)]
+pub struct Telemetry {
+    http: Family<HttpLabels, Histogram>,
+    frames_by_room: Family<RoomLabel, Counter>,
+    queued_bytes: Gauge<i64, AtomicI64>,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry {
+            http: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.000_25, 2.0, 14))
+            }),
+            frames_by_room: Family::default(),
+            queued_bytes: Gauge::default(),
+        }
+    }
+}
+
+impl Telemetry {
+    /// Counts one event frame queued for a client.
+    pub fn frame_out(&self, room: &Room) {
+        self.frames_by_room
+            .get_or_create(&RoomLabel(room.clone()))
+            .inc();
+    }
+
+    /// Adds to (or, negative, takes from) the bytes queued for all clients.
+    pub fn queued(&self, delta: i64) {
+        self.queued_bytes.inc_by(delta);
+    }
+}
+
+/// Figures read from the state at scrape time.
+#[derive(Debug)]
+struct Snapshot {
+    connections: i64,
+    messages_in: u64,
+    frames_out: u64,
+    slow: u64,
+    rate_limited: u64,
+    refused: u64,
+    events_by_room: Vec<(String, u64)>,
+    events_by_severity: Vec<(String, u64)>,
+    missed: u64,
+    subscribers: u64,
+    uptime: f64,
+    tasks: (usize, usize, usize, usize),
+}
+
+fn write_counter(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    let counter = ConstCounter::new(value);
+    counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)
+}
+
+fn write_gauge(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: i64,
+) -> Result<(), std::fmt::Error> {
+    let gauge = ConstGauge::new(value);
+    gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let e = &mut encoder;
+        write_gauge(
+            e,
+            "ws_connections",
+            "Open WebSocket connections.",
+            self.connections,
+        )?;
+        write_counter(
+            e,
+            "ws_messages_in",
+            "Messages received from WebSocket clients.",
+            self.messages_in,
+        )?;
+        write_counter(
+            e,
+            "ws_frames_out",
+            "Frames queued for WebSocket clients.",
+            self.frames_out,
+        )?;
+        write_counter(
+            e,
+            "ws_slow_disconnects",
+            "Clients closed with 4008 for not reading.",
+            self.slow,
+        )?;
+        {
+            let dropped = ConstCounter::new(0u64);
+            let mut family = e.encode_descriptor(
+                "ws_disconnects_by_reason",
+                "Connections ended or refused by the server, by reason.",
+                None,
+                dropped.metric_type(),
+            )?;
+            for (reason, value) in [
+                ("too_slow", self.slow),
+                ("rate_limited", self.rate_limited),
+                ("refused", self.refused),
+            ] {
+                ConstCounter::new(value).encode(family.encode_family(&[("reason", reason)])?)?;
+            }
+        }
+        write_gauge(
+            e,
+            "bus_subscribers",
+            "Live event-bus subscriptions.",
+            i64::try_from(self.subscribers).unwrap_or(i64::MAX),
+        )?;
+        write_counter(
+            e,
+            "bus_missed_deliveries",
+            "Event deliveries lost to full subscriber queues.",
+            self.missed,
+        )?;
+        for (name, help, rows, label) in [
+            (
+                "events_by_room",
+                "Events published, by room.",
+                &self.events_by_room,
+                "room",
+            ),
+            (
+                "events_by_severity",
+                "Events published, by severity.",
+                &self.events_by_severity,
+                "severity",
+            ),
+        ] {
+            let mut family =
+                e.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
+            for (value_label, value) in rows {
+                ConstCounter::new(*value)
+                    .encode(family.encode_family(&[(label, value_label.as_str())])?)?;
+            }
+        }
+        let (queued, running, done, agents) = self.tasks;
+        {
+            let mut family = e.encode_descriptor(
+                "scan_tasks",
+                "Scan tasks, by state.",
+                None,
+                ConstGauge::new(0i64).metric_type(),
+            )?;
+            for (state, n) in [("queued", queued), ("running", running), ("done", done)] {
+                ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX))
+                    .encode(family.encode_family(&[("state", state)])?)?;
+            }
+        }
+        write_gauge(
+            e,
+            "agents_online",
+            "Scanning agents connected, the in-process one included.",
+            i64::try_from(agents).unwrap_or(i64::MAX),
+        )?;
+        let uptime = ConstGauge::new(self.uptime);
+        uptime.encode(e.encode_descriptor(
+            "uptime_seconds",
+            "Seconds since the server started.",
+            None,
+            uptime.metric_type(),
+        )?)
+    }
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus/OpenMetrics text (viewer)", body = Object), (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody), (status = 403, description = "The role may not do this", body = crate::openapi::ErrorBody)), security(("token" = []), ("session" = [])))]
+/// `GET /metrics` (viewer token: configure Prometheus with `authorization: {credentials: …}`).
+pub async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    caller.require(Role::Viewer)?;
+    let load = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
+    let c = state.counters();
+    let bus = state.bus().metrics();
+    let snapshot = Snapshot {
+        connections: i64::try_from(state.connections()).unwrap_or(i64::MAX),
+        messages_in: load(&c.messages_in),
+        frames_out: load(&c.frames_out),
+        slow: load(&c.slow_disconnects),
+        rate_limited: load(&c.rate_limited),
+        refused: load(&c.refused),
+        events_by_room: bus.by_room.into_iter().collect(),
+        events_by_severity: bus
+            .by_severity
+            .into_iter()
+            .map(|(s, n)| (s.to_string(), n))
+            .collect(),
+        missed: bus.missed_deliveries,
+        subscribers: bus.subscribers,
+        uptime: state.uptime_seconds(),
+        tasks: state.orchestrator().counts(),
+    };
+    let t = state.telemetry();
+    let mut registry = Registry::with_prefix("vigil");
+    registry.register(
+        "http_request_duration_seconds",
+        "HTTP request latency, by route.",
+        t.http.clone(),
+    );
+    registry.register(
+        "ws_frames_out_by_room",
+        "Event frames queued for clients, by room.",
+        t.frames_by_room.clone(),
+    );
+    registry.register(
+        "ws_queued_bytes",
+        "Bytes queued for all WebSocket clients.",
+        t.queued_bytes.clone(),
+    );
+    registry.register_collector(Box::new(Arc::new(snapshot)));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry)
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok((
+        [(
+            CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+/// Middleware timing every request by its route pattern (never the raw path: ids would explode
+/// the label set).
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let response = next.run(request).await;
+    let labels = HttpLabels {
+        method,
+        route,
+        status: response.status().as_u16(),
+    };
+    state
+        .telemetry()
+        .http
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
