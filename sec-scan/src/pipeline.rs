@@ -395,7 +395,9 @@ impl LocalRunner {
     }
 }
 
-fn default_ports(kind: TaskKind) -> PortList {
+/// The ports a task of `kind` scans when it names none: 443 and 8443 for TLS, the usual web ports
+/// for HTTP, the 100 most common otherwise.
+pub fn default_ports(kind: TaskKind) -> PortList {
     match kind {
         TaskKind::SslCheck => PortList::from_ports([443, 8443]).expect("non-empty"),
         TaskKind::HttpProbe => {

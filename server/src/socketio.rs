@@ -44,8 +44,9 @@
 //!
 //! `assign_task` carries vigil's task plus the seed's names: `type` is the kind (`port_scan`), and
 //! `ports` is the list of port numbers (the seed's agent iterates it), expanded from the task's
-//! specification, which stays in `ports_spec` (`null` for the kind's default list). A list longer
-//! than 4096 ports is not expanded: `ports` is then `null` and `ports_spec` holds it.
+//! specification (or the kind's default list), which stays in `ports_spec` (`null` for the
+//! default). A list longer than 4096 ports is not expanded: `ports` is then `null` and
+//! `ports_spec` holds it.
 //!
 //! # `scan_result`
 //!
@@ -871,11 +872,12 @@ fn parse_result(
 /// The task as the seed's agent reads it, with vigil's fields kept.
 fn task_payload(task: &sec_scan::ScanTask) -> Value {
     let mut value = serde_json::to_value(task).unwrap_or_else(|_| json!({}));
-    let ports = task
-        .ports
-        .as_deref()
-        .and_then(|spec| spec.parse::<sec_scan::PortList>().ok())
-        .filter(|list| list.len() <= MAX_LISTED_PORTS)
+    // A task without ports scans its kind's default list: the seed's agent needs it spelled out.
+    let ports = match task.ports.as_deref() {
+        Some(spec) => spec.parse::<sec_scan::PortList>().ok(),
+        None => Some(sec_scan::pipeline::default_ports(task.kind)),
+    }
+    .filter(|list| list.len() <= MAX_LISTED_PORTS)
         .map(|list| json!(list.as_slice()))
         .unwrap_or(Value::Null);
     if let Value::Object(map) = &mut value {
@@ -1188,6 +1190,9 @@ mod tests {
         assert_eq!(payload["kind"], "port_scan");
         assert_eq!(payload["ports"], json!([22, 80]));
         assert_eq!(payload["ports_spec"], "22,80");
+        let default = task_payload(&self::task("127.0.0.1"));
+        assert_eq!(default["ports"].as_array().map(Vec::len), Some(100), "the kind's default list");
+        assert_eq!(default["ports_spec"], Value::Null);
         let all = task_payload(&self::task("127.0.0.1").with_ports("all"));
         assert_eq!(all["ports"], Value::Null);
         assert_eq!(all["ports_spec"], "all");

@@ -145,13 +145,24 @@ pub async fn close_code(ws: &mut Ws) -> u16 {
     }
 }
 
-/// A configuration for tests: small timeouts.
+/// A configuration for tests: small timeouts, and every outside provider moved to a loopback
+/// port where nothing listens, so no test can ever reach a public service by accident.
 pub fn config() -> ServerConfig {
-    ServerConfig {
+    let nowhere = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+        format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port())
+    };
+    let mut config = ServerConfig {
         auth_timeout: Duration::from_millis(300),
         drain_timeout: Duration::from_secs(5),
         ..ServerConfig::default()
-    }
+    };
+    config.imagery.panoramax_base_url = Some(format!("{nowhere}/api"));
+    config.imagery.mapillary_base_url = Some(format!("{nowhere}/graph"));
+    config.imagery.google_base_url = Some(nowhere.clone());
+    config.geo.wigle_base_url = Some(nowhere.clone());
+    config.geo.opencellid_base_url = Some(nowhere);
+    config
 }
 
 /// Calls the router in process with a bearer token; returns the status and the JSON body.
