@@ -878,8 +878,8 @@ fn task_payload(task: &sec_scan::ScanTask) -> Value {
         None => Some(sec_scan::pipeline::default_ports(task.kind)),
     }
     .filter(|list| list.len() <= MAX_LISTED_PORTS)
-        .map(|list| json!(list.as_slice()))
-        .unwrap_or(Value::Null);
+    .map(|list| json!(list.as_slice()))
+    .unwrap_or(Value::Null);
     if let Value::Object(map) = &mut value {
         map.insert("type".into(), json!(task.kind.to_string()));
         map.insert("ports_spec".into(), json!(task.ports));
@@ -1191,7 +1191,11 @@ mod tests {
         assert_eq!(payload["ports"], json!([22, 80]));
         assert_eq!(payload["ports_spec"], "22,80");
         let default = task_payload(&self::task("127.0.0.1"));
-        assert_eq!(default["ports"].as_array().map(Vec::len), Some(100), "the kind's default list");
+        assert_eq!(
+            default["ports"].as_array().map(Vec::len),
+            Some(100),
+            "the kind's default list"
+        );
         assert_eq!(default["ports_spec"], Value::Null);
         let all = task_payload(&self::task("127.0.0.1").with_ports("all"));
         assert_eq!(all["ports"], Value::Null);
