@@ -149,6 +149,7 @@ mod eventlog;
 mod geolocate;
 pub mod http;
 mod imagery;
+mod limit;
 mod local_agent;
 mod openapi;
 pub mod orchestrator;

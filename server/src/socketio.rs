@@ -90,7 +90,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, ORIGIN, VARY};
@@ -109,6 +109,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::Principal;
 use crate::http::check_origin;
+use crate::limit::RateLimit;
 use crate::orchestrator::{AgentHello, AgentOrder};
 use crate::state::{AppState, ConnectionSlot};
 use crate::store::role_name;
@@ -345,29 +346,6 @@ fn readable_room(
     Ok(config.name)
 }
 
-/// A token bucket for inbound events (the `/ws` rule).
-struct RateLimit {
-    tokens: f64,
-    rate: f64,
-    burst: f64,
-    last: Instant,
-}
-
-impl RateLimit {
-    fn allow(&mut self) -> bool {
-        let now = Instant::now();
-        self.tokens =
-            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 /// Requests from event handlers to the socket's forwarding task.
 enum Control {
     Join(Room, oneshot::Sender<()>),
@@ -407,12 +385,7 @@ fn on_connect(state: AppState, socket: SocketRef) {
         control,
         agent_id: Mutex::new(None),
         tasks: Mutex::new(HashMap::new()),
-        limit: Mutex::new(RateLimit {
-            tokens: f64::from(config.message_burst),
-            rate: f64::from(config.messages_per_second),
-            burst: f64::from(config.message_burst),
-            last: Instant::now(),
-        }),
+        limit: Mutex::new(RateLimit::new(config)),
         closing: AtomicBool::new(false),
         _slot: admitted.slot,
     });

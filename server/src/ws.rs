@@ -4,7 +4,6 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
 
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -19,6 +18,7 @@ use tokio::sync::mpsc;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::http::{check_origin, session_principal};
+use crate::limit::RateLimit;
 use crate::orchestrator::{AgentHello, AgentOrder};
 use crate::protocol::{ClientMessage, RoomInfo, ServerMessage, Since, close, event_frame};
 use crate::state::AppState;
@@ -131,29 +131,6 @@ fn frame_len(message: &Message) -> usize {
     }
 }
 
-/// A token bucket for inbound messages.
-struct RateLimit {
-    tokens: f64,
-    rate: f64,
-    burst: f64,
-    last: Instant,
-}
-
-impl RateLimit {
-    fn allow(&mut self) -> bool {
-        let now = Instant::now();
-        self.tokens =
-            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 /// Why a connection ends.
 enum End {
     /// The client went away or the socket failed.
@@ -203,12 +180,7 @@ impl Connection {
             cap: self.state.config().outbound_queue_bytes,
         });
         let config = self.state.config().clone();
-        let mut limit = RateLimit {
-            tokens: f64::from(config.message_burst),
-            rate: f64::from(config.messages_per_second),
-            burst: f64::from(config.message_burst),
-            last: Instant::now(),
-        };
+        let mut limit = RateLimit::new(&config);
         let auth_deadline = tokio::time::sleep(config.auth_timeout);
         tokio::pin!(auth_deadline);
         let shutdown = self.state.shutdown_token().clone();

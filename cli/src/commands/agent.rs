@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use sec_scan::agent::{Agent, AgentConfig, AgentEvent};
-use sec_scan::{LocalRunner, ScanOptions, Scope, SignatureSet, SystemResolver, TaskKind};
+use sec_scan::{LocalRunner, ScanOptions, Scope, SignatureSet, SystemResolver};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -187,14 +187,6 @@ pub fn run(args: Args, layers: &Layers) -> anyhow::Result<ExitCode> {
         max_concurrent: args.max_concurrent,
         spool: Some(args.spool),
         stop_grace: Duration::from_secs(args.stop_grace),
-        capabilities: vec![
-            TaskKind::PortScan,
-            TaskKind::BannerGrab,
-            TaskKind::SslCheck,
-            TaskKind::HttpProbe,
-            TaskKind::VulnScan,
-            TaskKind::CredentialCheck,
-        ],
         ..AgentConfig::new(server.clone(), token)
     };
     let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
