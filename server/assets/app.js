@@ -50,6 +50,7 @@ const connection = new Connection({
     if (event.room === 'alerts') threats.onEvent(event, replayed);
     if (String(event.kind).startsWith('agent_')) agents.onEvent(event);
     chat.onEvent(event);
+    mapPanel.onEvent(event);
   },
   onRecovered(message) {
     if (reconnects === 0) return;

@@ -45,6 +45,9 @@ export class MapPanel {
     this.street = byId('street');
     this.map = null;
     this.position = null;
+    // Positions resolved by the server (`location_resolved`), newest last, drawn when the map runs.
+    this.resolved = [];
+    this.resolvedLayer = null;
     this.config = null;
     byId('locate-form').addEventListener('submit', (e) => { e.preventDefault(); this.locate(); });
     byId('street-form').addEventListener('submit', (e) => {
@@ -90,6 +93,7 @@ export class MapPanel {
     const tiles = L.tileLayer(this.config.tile_url, { maxZoom: 19, attribution: '' });
     // Attribution as text: Leaflet would insert it as HTML.
     tiles.addTo(this.map);
+    this.drawResolved();
     this.map.attributionControl.setPrefix(false);
     this.map.attributionControl.getContainer().textContent = str(this.config.tile_attribution);
     let tileErrors = 0;
@@ -100,6 +104,29 @@ export class MapPanel {
     tiles.on('tileload', () => { if (tileErrors === 0) say(this.message, 'Click the map for the street-level view.'); });
     say(this.message, 'Click the map for the street-level view.');
     this.map.on('click', (e) => this.streetLevel(e.latlng.lat, e.latlng.lng));
+  }
+
+  /** Draws each `location_resolved` event as a circle of its accuracy (the last 50 are kept). */
+  onEvent(event) {
+    if (event?.kind !== 'location_resolved') return;
+    const lat = Number(event.data?.latitude);
+    const lng = Number(event.data?.longitude);
+    const accuracy = Number(event.data?.accuracy_m);
+    if (!Number.isFinite(lat) || !Number.isFinite(lng) || Math.abs(lat) > 90 || Math.abs(lng) > 180) return;
+    this.resolved.push({ lat, lng, accuracy: Number.isFinite(accuracy) ? accuracy : 0, event });
+    if (this.resolved.length > 50) this.resolved.shift();
+    this.drawResolved();
+  }
+
+  drawResolved() {
+    if (!this.map) return;
+    const L = window.L;
+    this.resolvedLayer?.remove();
+    this.resolvedLayer = L.layerGroup(this.resolved.map(({ lat, lng, accuracy, event }) => {
+      // A DOM node, never an HTML string: the label carries text from the server.
+      const label = el('span', { text: `${str(event.data?.source ?? 'located')} ± ${Math.round(accuracy)} m · ${str(event.time ?? '')}` });
+      return L.circle([lat, lng], { radius: accuracy, color: '#3ddc97', weight: 1 }).bindTooltip(label);
+    })).addTo(this.map);
   }
 
   async locate() {

@@ -825,6 +825,34 @@ async fn map_with_a_local_leaflet_and_no_tiles() {
         .wait_text("#locate-result", "Locating failed: Not found", PATIENT)
         .await;
 
+    // A position resolved by the server is drawn as its accuracy circle, labelled with text.
+    let circles_before = browser.count("#map path.leaflet-interactive").await;
+    publish(
+        server.addr,
+        &server.admin,
+        json!({"kind": "location_resolved", "room": "monitoring",
+               "data": {"latitude": 48.8584, "longitude": 2.2945, "accuracy_m": 40.0, "source": "<img src=x onerror=alert(1)>"}}),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + PATIENT;
+    while browser.count("#map path.leaflet-interactive").await <= circles_before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the resolved position was never drawn"
+        );
+        browser
+            .js(
+                "return new Promise((done) => requestAnimationFrame(() => done(true)));",
+                vec![],
+            )
+            .await;
+    }
+    assert_eq!(
+        browser.count("#map img[src='x']").await,
+        0,
+        "the label is text, not HTML"
+    );
+
     // A click on the map opens the street-level panel for that point.
     let map = browser
         .client
