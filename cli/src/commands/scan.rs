@@ -262,6 +262,8 @@ fn print_human(report: &ScanReport) -> anyhow::Result<()> {
             let port = r.addr.port();
             let mut service = String::from("-");
             let mut details = Vec::new();
+            // The raw banner is shown only when nothing richer (SSH, TLS, HTTP, ...) says more.
+            let mut banners = Vec::new();
             for f in report
                 .findings
                 .iter()
@@ -270,14 +272,17 @@ fn print_human(report: &ScanReport) -> anyhow::Result<()> {
                 match &f.detail {
                     Detail::OpenPort { service: Some(s) } if service == "-" => service = s.clone(),
                     Detail::OpenPort { .. } => {}
-                    Detail::Banner {
-                        service: Some(s), ..
-                    } => {
-                        service = s.clone();
-                        details.push(f.summary());
+                    Detail::Banner { service: found, .. } => {
+                        if let Some(s) = found {
+                            service = s.clone();
+                        }
+                        banners.push(f.summary());
                     }
                     _ => details.push(f.summary()),
                 }
+            }
+            if details.is_empty() {
+                details = banners;
             }
             let state = match r.state {
                 PortState::Open => "open",
