@@ -309,6 +309,13 @@ pub async fn serve(
         ))
     });
     let drain_state = state.clone();
+    // Nagle's algorithm with the client's delayed ACK holds small frames back by up to 40 ms;
+    // every frame here is a message someone waits for.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %err, "TCP_NODELAY could not be set");
+        }
+    });
     let served = axum::serve(listener, app(state.clone()))
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -70,11 +70,18 @@ pub async fn upgrade(
         })
 }
 
+/// How long a client closed for being too slow has to take its close frame before the socket is
+/// dropped (Centrifugo waits 1 s).
+const SLOW_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Frames waiting for the writer, counted in bytes.
 struct Outbound {
     tx: mpsc::UnboundedSender<Message>,
     bytes: Arc<AtomicUsize>,
     cap: usize,
+    /// Set when the client is too slow: the writer then drops every queued data frame and sends
+    /// only the close frame.
+    abandon: Arc<AtomicBool>,
 }
 
 impl Outbound {
@@ -99,6 +106,7 @@ async fn writer(
     mut sink: futures::stream::SplitSink<WebSocket, Message>,
     mut rx: mpsc::UnboundedReceiver<Message>,
     bytes: Arc<AtomicUsize>,
+    abandon: Arc<AtomicBool>,
     state: AppState,
 ) {
     let mut batch = Vec::with_capacity(64);
@@ -106,6 +114,12 @@ async fn writer(
         for message in batch.drain(..) {
             let len = frame_len(&message);
             let closing = matches!(message, Message::Close(_));
+            if !closing && abandon.load(Ordering::Acquire) {
+                // A client that fell this far behind gets its close frame next, not more data.
+                bytes.fetch_sub(len, Ordering::AcqRel);
+                state.telemetry().queued(-(len as i64));
+                continue;
+            }
             if sink.feed(message).await.is_err() {
                 return;
             }
@@ -137,7 +151,7 @@ enum End {
     Gone,
     /// Send this close frame, then end.
     Close(u16, &'static str),
-    /// The client is too slow: its close frame is already queued.
+    /// The client is too slow: close it with 4008.
     TooSlow,
 }
 
@@ -173,11 +187,19 @@ impl Connection {
         let (sink, mut stream) = socket.split();
         let (tx, rx) = mpsc::unbounded_channel();
         let bytes = Arc::new(AtomicUsize::new(0));
-        let writer = tokio::spawn(writer(sink, rx, Arc::clone(&bytes), self.state.clone()));
+        let abandon = Arc::new(AtomicBool::new(false));
+        let writer = tokio::spawn(writer(
+            sink,
+            rx,
+            Arc::clone(&bytes),
+            Arc::clone(&abandon),
+            self.state.clone(),
+        ));
         self.out = Some(Outbound {
             tx,
             bytes,
             cap: self.state.config().outbound_queue_bytes,
+            abandon,
         });
         let config = self.state.config().clone();
         let mut limit = RateLimit::new(&config);
@@ -252,6 +274,7 @@ impl Connection {
         let rooms: Vec<String> = self.rooms.iter().map(|r| r.to_string()).collect();
         self.state.join_rooms(rooms.iter().map(String::as_str), -1);
         let pending = self.out.as_ref().map(|out| Arc::clone(&out.bytes));
+        let too_slow = matches!(end, End::TooSlow);
         if let Some(out) = self.out.take() {
             match end {
                 End::Gone => {}
@@ -261,13 +284,20 @@ impl Connection {
                         .counters()
                         .slow_disconnects
                         .fetch_add(1, Ordering::Relaxed);
+                    // Drop the backlog; the close frame is all this client gets now.
+                    out.abandon.store(true, Ordering::Release);
+                    out.close(close::TOO_SLOW, "too slow: outbound queue full");
                 }
             }
             drop(out);
         }
         // Give the writer time to flush what is queued (a slow client may still catch up and
         // read its close frame); then give up on it.
-        let grace = self.state.config().drain_timeout;
+        let grace = if too_slow {
+            SLOW_CLOSE_GRACE
+        } else {
+            self.state.config().drain_timeout
+        };
         let abort = writer.abort_handle();
         if tokio::time::timeout(grace, writer).await.is_err() {
             abort.abort();
@@ -301,7 +331,7 @@ impl Connection {
         self.send(&ServerMessage::Error { id, code, message })
     }
 
-    /// Queues one event; `false` when the client is too slow (its close frame is then queued).
+    /// Queues one event; `false` when the client is too slow.
     fn send_event(&self, event: &event_bus::Event) -> bool {
         let frame = event_frame(event.json());
         let len = frame.len();
@@ -315,13 +345,8 @@ impl Connection {
             .fetch_add(1, Ordering::Relaxed);
         self.state.telemetry().frame_out(event.room());
         self.state.telemetry().queued(len as i64);
-        if self.out().send(Message::Text(text), len) {
-            true
-        } else {
-            self.out()
-                .close(close::TOO_SLOW, "too slow: outbound queue full");
-            false
-        }
+        // Over the cap, `finish` drops the backlog and queues the 4008 close.
+        self.out().send(Message::Text(text), len)
     }
 
     fn welcome(&self) -> bool {

@@ -278,9 +278,7 @@ pub fn run(args: Args, layers: &Layers) -> anyhow::Result<ExitCode> {
         AppState::open(config).with_context(|| format!("opening {}", args.data_dir.display()))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.bind)
-            .await
-            .with_context(|| format!("binding {}", args.bind))?;
+        let listener = listen(args.bind).with_context(|| format!("binding {}", args.bind))?;
         let local = listener.local_addr().context("reading the bound address")?;
         eprintln!(
             "vigil server listening on http://{local}  (data in {})",
@@ -348,6 +346,19 @@ fn announce_demo(state: &AppState) -> anyhow::Result<tokio::task::JoinHandle<()>
             return;
         }
     }))
+}
+
+/// A listening socket with a deep accept queue: tokio's default backlog of 128 overflows when a
+/// thousand dashboards or agents reconnect at once, and each overflow costs a client a 1 s retry.
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 /// Ctrl-C, or SIGTERM on Unix.
