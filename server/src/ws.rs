@@ -60,7 +60,7 @@ pub async fn upgrade(
     // (1009) from us instead of a read error; past twice the limit the socket is simply dropped.
     ws.max_message_size(max * 2)
         .max_frame_size(max * 2)
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(8 * 1024)
         .on_upgrade(move |socket| {
             tracker.track_future(async move {
@@ -109,8 +109,9 @@ async fn writer(
     abandon: Arc<AtomicBool>,
     state: AppState,
 ) {
-    let mut batch = Vec::with_capacity(64);
-    while rx.recv_many(&mut batch, 64).await > 0 {
+    // Up to 16 frames go out per flush; a small batch keeps an idle connection small.
+    let mut batch = Vec::new();
+    while rx.recv_many(&mut batch, 16).await > 0 {
         for message in batch.drain(..) {
             let len = frame_len(&message);
             let closing = matches!(message, Message::Close(_));
