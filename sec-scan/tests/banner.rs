@@ -2,41 +2,14 @@
 
 use std::time::Duration;
 
+mod common;
+
+use common::kexinit;
 use sec_scan::{
     BannerConfig, BannerGrabber, Detail, HttpConfig, HttpProbe, ScanHost, SignatureSet,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-
-/// An SSH KEXINIT packet offering `kex`, with 3des-cbc among the ciphers.
-fn kexinit(kex: &str) -> Vec<u8> {
-    let mut payload = vec![20u8];
-    payload.extend_from_slice(&[0x42; 16]);
-    for list in [
-        kex,
-        "ssh-rsa,ssh-ed25519",
-        "aes128-ctr,3des-cbc",
-        "aes128-ctr,3des-cbc",
-        "hmac-sha2-256,hmac-md5",
-        "hmac-sha2-256,hmac-md5",
-        "none",
-        "none",
-        "",
-        "",
-    ] {
-        payload.extend_from_slice(&(list.len() as u32).to_be_bytes());
-        payload.extend_from_slice(list.as_bytes());
-    }
-    payload.extend_from_slice(&[0, 0, 0, 0, 0]);
-    let padding = 8 - (payload.len() + 5) % 8 + 4;
-    let mut packet = ((payload.len() + padding + 1) as u32)
-        .to_be_bytes()
-        .to_vec();
-    packet.push(padding as u8);
-    packet.extend_from_slice(&payload);
-    packet.extend(std::iter::repeat_n(0u8, padding));
-    packet
-}
 
 /// A server that speaks first with `greeting`, then echoes nothing and waits for close.
 async fn speaks_first(greeting: Vec<u8>) -> (u16, tokio::task::JoinHandle<()>) {
