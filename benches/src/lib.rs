@@ -11,3 +11,4 @@
 //! | `portscan` | `cargo run --release -p vigil-benches --bin portscan -- RUNS LISTENERS` | full 65 535-port loopback scan against `nmap -sT -T5` (when installed): time, RSS, false positives |
 
 pub mod geo;
+pub mod load;

@@ -15,7 +15,7 @@ use crate::event::{Encoder, Epoch, Event, EventDraft};
 use crate::history::{History, Replay};
 use crate::metrics::{Counters, MetricsSnapshot};
 use crate::room::{Room, RoomConfig};
-use crate::subscription::{Filter, Position, Pushed, SubscriberQueue, Subscription};
+use crate::subscription::{Filter, Position, Pushed, QueueLimits, SubscriberQueue, Subscription};
 
 /// Where a bus's events are sequenced, kept and fanned out.
 pub trait Broker: Send + Sync + 'static {
@@ -31,14 +31,14 @@ pub trait Broker: Send + Sync + 'static {
     /// the event and is told so with a [`crate::Lagged`].
     fn publish(&self, draft: EventDraft) -> Result<Arc<Event>>;
 
-    /// Registers a subscription whose queue holds up to `capacity` events. With `since`, the
+    /// Registers a subscription whose queue holds what `limits` allow. With `since`, the
     /// events after that position are replayed first; the replay and the live stream neither
     /// overlap nor leave a gap.
     fn subscribe(
         &self,
         filter: Filter,
         since: Option<Position>,
-        capacity: usize,
+        limits: QueueLimits,
     ) -> Result<(Option<Replay>, Subscription)>;
 
     /// The events after `since` that pass `filter`, from history.
@@ -204,13 +204,13 @@ impl Broker for InProcessBroker {
         &self,
         filter: Filter,
         since: Option<Position>,
-        capacity: usize,
+        limits: QueueLimits,
     ) -> Result<(Option<Replay>, Subscription)> {
         let mut state = self.state.lock();
         Self::check_rooms(&state, &filter)?;
         let replay = since.map(|pos| self.replay_locked(&state, &filter, pos));
         let head = state.seq;
-        let queue = SubscriberQueue::new(filter, capacity, head);
+        let queue = SubscriberQueue::new(filter, limits, head);
         if queue.filter().rooms.is_empty() {
             state.everywhere.push(Arc::clone(&queue));
         } else {

@@ -8,7 +8,7 @@ use crate::event::{Epoch, Event, EventDraft, Payload};
 use crate::history::Replay;
 use crate::metrics::MetricsSnapshot;
 use crate::room::RoomConfig;
-use crate::subscription::{Filter, Position, Subscription};
+use crate::subscription::{Filter, Position, QueueLimits, Subscription};
 
 /// The default number of events a subscriber's queue holds before it lags.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
@@ -80,6 +80,9 @@ pub struct SubscribeOptions {
     pub since: Option<Position>,
     /// This subscriber's queue capacity instead of the bus's.
     pub queue_capacity: Option<usize>,
+    /// A bound on the bytes of event JSON queued for this subscriber (none by default): past
+    /// it the subscriber lags as it does past its capacity.
+    pub queue_bytes: Option<usize>,
 }
 
 /// A handle to an event bus. Cheap to clone; every clone is the same bus. The bus lives while a
@@ -143,7 +146,9 @@ impl Bus {
 
     /// Subscribes to the live stream from now on.
     pub fn subscribe(&self, filter: Filter) -> Result<Subscription> {
-        let (_, subscription) = self.broker.subscribe(filter, None, self.queue_capacity)?;
+        let (_, subscription) =
+            self.broker
+                .subscribe(filter, None, QueueLimits::events(self.queue_capacity))?;
         Ok(subscription)
     }
 
@@ -154,9 +159,11 @@ impl Bus {
         filter: Filter,
         since: Position,
     ) -> Result<(Replay, Subscription)> {
-        let (replay, subscription) =
-            self.broker
-                .subscribe(filter, Some(since), self.queue_capacity)?;
+        let (replay, subscription) = self.broker.subscribe(
+            filter,
+            Some(since),
+            QueueLimits::events(self.queue_capacity),
+        )?;
         Ok((
             replay.expect("a replay is returned when one is asked for"),
             subscription,
@@ -169,8 +176,11 @@ impl Bus {
         filter: Filter,
         options: SubscribeOptions,
     ) -> Result<(Option<Replay>, Subscription)> {
-        let capacity = options.queue_capacity.unwrap_or(self.queue_capacity).max(1);
-        self.broker.subscribe(filter, options.since, capacity)
+        let limits = QueueLimits {
+            events: options.queue_capacity.unwrap_or(self.queue_capacity).max(1),
+            bytes: options.queue_bytes,
+        };
+        self.broker.subscribe(filter, options.since, limits)
     }
 
     /// The events after `since` that pass `filter`, from history.

@@ -1,8 +1,10 @@
 //! The event envelope, typed payloads, and the one-time JSON encoding.
 
+use std::any::Any;
 use std::fmt;
 use std::io::Write as _;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 use chrono::{DateTime, Datelike, SubsecRound, Timelike, Utc};
@@ -207,6 +209,8 @@ pub struct Event {
     source: Option<Box<str>>,
     data: Box<RawValue>,
     json: Bytes,
+    /// One value derived from the event by a consumer, kept for the next ones.
+    prepared: OnceLock<Box<dyn Any + Send + Sync>>,
 }
 
 impl Event {
@@ -251,6 +255,50 @@ impl Event {
     /// (`source` only when set).
     pub fn json(&self) -> &Bytes {
         &self.json
+    }
+
+    /// A value derived from this event once and handed to every later caller: a transport wraps
+    /// the JSON in its own frame once per event rather than once per subscriber.
+    ///
+    /// The event keeps one such value, of the first type asked for; a caller asking for another
+    /// type gets a fresh `make(self)` each time.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use event_bus::{Bus, Filter};
+    /// # fn main() -> Result<(), event_bus::Error> {
+    /// let bus = Bus::new();
+    /// let event = bus.publish_json("chat", "chat", &serde_json::json!({"text": "hi"}))?;
+    /// let frame = |e: &event_bus::Event| {
+    ///     Bytes::from([b"{\"event\":", &e.json()[..], b"}"].concat())
+    /// };
+    /// let first: Bytes = event.prepared(frame);
+    /// let again: Bytes = event.prepared(|_| unreachable!("made once"));
+    /// assert_eq!(first.as_ptr(), again.as_ptr());
+    /// # Ok(()) }
+    /// ```
+    pub fn prepared<T>(&self, make: impl FnOnce(&Event) -> T) -> T
+    where
+        T: Any + Clone + Send + Sync,
+    {
+        if let Some(value) = self.prepared.get() {
+            return match value.downcast_ref::<T>() {
+                Some(value) => value.clone(),
+                None => make(self),
+            };
+        }
+        let value = make(self);
+        match self.prepared.set(Box::new(value.clone())) {
+            Ok(()) => value,
+            // Another caller got there first: use its value when it is of this type, so that
+            // every caller shares one.
+            Err(_) => self
+                .prepared
+                .get()
+                .and_then(|v| v.downcast_ref::<T>())
+                .cloned()
+                .unwrap_or(value),
+        }
     }
 
     /// Decodes the payload as `T`, after checking that the event is of `T`'s kind.
@@ -397,6 +445,7 @@ impl Encoder {
             data,
             // No copy: the bytes before `start` are simply not part of the view.
             json: Bytes::from(buf).slice(start..),
+            prepared: OnceLock::new(),
         }
     }
 }

@@ -101,4 +101,6 @@ pub use kind::EventKind;
 pub use metrics::{MAX_CUSTOM_KINDS, MAX_TRACKED_AGENTS, MetricsSnapshot, OTHER_KINDS};
 pub use room::{Access, DEFAULT_HISTORY, DEFAULT_ROOMS, MAX_HISTORY, Role, Room, RoomConfig};
 pub use severity::Severity;
-pub use subscription::{Delivery, Filter, Lagged, Position, Pushed, SubscriberQueue, Subscription};
+pub use subscription::{
+    Delivery, Filter, Lagged, Position, Pushed, QueueLimits, SubscriberQueue, Subscription,
+};

@@ -125,6 +125,30 @@ pub enum Pushed {
     Missed,
 }
 
+/// How much one subscriber's queue holds before it lags.
+///
+/// Events are shared (`Arc`), so a queue costs little memory of its own; the byte bound is for
+/// consumers that copy each event into a socket buffer and want a slow reader cut off after a
+/// known amount of data rather than a number of events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    /// Events queued at most (at least 1).
+    pub events: usize,
+    /// Bytes of event JSON ([`Event::json`]) queued at most; `None` for no byte bound. An event
+    /// is always queued into an empty queue, however large.
+    pub bytes: Option<usize>,
+}
+
+impl QueueLimits {
+    /// Up to `events` events, with no byte bound.
+    pub const fn events(events: usize) -> QueueLimits {
+        QueueLimits {
+            events,
+            bytes: None,
+        }
+    }
+}
+
 /// The bounded queue shared by a publisher side and one [`Subscription`].
 ///
 /// Publishers call [`SubscriberQueue::push`], which never waits: when the queue is full the event
@@ -139,12 +163,15 @@ pub struct SubscriberQueue {
     ended: AtomicBool,
     filter: Filter,
     capacity: usize,
+    max_bytes: usize,
 }
 
 struct QueueState {
     items: VecDeque<Delivery>,
     /// Events queued, not counting lag markers.
     events: usize,
+    /// Bytes of JSON of the events queued.
+    bytes: usize,
     /// The sequence number of the last event queued.
     last_queued: u64,
     /// A gap that has begun and is not yet marked in `items`.
@@ -152,12 +179,13 @@ struct QueueState {
 }
 
 impl SubscriberQueue {
-    /// A queue for `filter` holding up to `capacity` events (at least 1).
-    pub fn new(filter: Filter, capacity: usize, after: u64) -> Arc<SubscriberQueue> {
+    /// A queue for `filter` holding what `limits` allow, starting after sequence number `after`.
+    pub fn new(filter: Filter, limits: QueueLimits, after: u64) -> Arc<SubscriberQueue> {
         Arc::new(SubscriberQueue {
             state: Mutex::new(QueueState {
                 items: VecDeque::new(),
                 events: 0,
+                bytes: 0,
                 last_queued: after,
                 gap: None,
             }),
@@ -165,7 +193,8 @@ impl SubscriberQueue {
             dropped: AtomicBool::new(false),
             ended: AtomicBool::new(false),
             filter,
-            capacity: capacity.max(1),
+            capacity: limits.events.max(1),
+            max_bytes: limits.bytes.unwrap_or(usize::MAX),
         })
     }
 
@@ -187,7 +216,10 @@ impl SubscriberQueue {
         }
         let pushed = {
             let mut state = self.state.lock();
-            if state.events >= self.capacity {
+            let len = event.json().len();
+            let full = state.events >= self.capacity
+                || (state.events > 0 && state.bytes.saturating_add(len) > self.max_bytes);
+            if full {
                 let resume_from = state.last_queued;
                 let gap = state.gap.get_or_insert(Lagged {
                     missed: 0,
@@ -201,6 +233,7 @@ impl SubscriberQueue {
                 }
                 state.items.push_back(Delivery::Event(Arc::clone(event)));
                 state.events += 1;
+                state.bytes += len;
                 state.last_queued = event.seq();
                 Pushed::Queued
             }
@@ -225,6 +258,7 @@ impl SubscriberQueue {
             out.extend(state.items.drain(..));
         }
         state.events = 0;
+        state.bytes = 0;
         if let Some(gap) = state.gap.take() {
             out.push_back(Delivery::Lagged(gap));
         }
@@ -278,6 +312,20 @@ impl Subscription {
         Some(delivery)
     }
 
+    /// Ready with the gap once events for this subscriber have been missed because its queue was
+    /// full, before that gap is handed out by [`Subscription::try_next`]; otherwise registers the
+    /// task to be woken at the next push and returns `Pending`.
+    ///
+    /// A consumer busy writing what it already took (to a socket that does not drain, say) polls
+    /// this to notice at once that it has fallen behind, instead of when it next reads the queue.
+    pub fn poll_gap(&self, cx: &mut Context<'_>) -> Poll<Lagged> {
+        self.queue.waker.register(cx.waker());
+        match self.queue.state.lock().gap {
+            Some(gap) => Poll::Ready(gap),
+            None => Poll::Pending,
+        }
+    }
+
     /// Waits for the next delivery; `None` once the bus is gone and everything was handed out.
     pub async fn recv(&mut self) -> Option<Delivery> {
         futures::StreamExt::next(self).await
@@ -312,6 +360,7 @@ impl Drop for Subscription {
         let mut state = self.queue.state.lock();
         state.items = VecDeque::new();
         state.events = 0;
+        state.bytes = 0;
     }
 }
 

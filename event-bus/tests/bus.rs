@@ -335,8 +335,8 @@ async fn a_subscriber_that_never_reads_blocks_no_one_and_learns_what_it_missed()
         .subscribe_with(
             Filter::rooms(["scans"]).unwrap(),
             SubscribeOptions {
-                since: None,
                 queue_capacity: Some(10_000),
+                ..SubscribeOptions::default()
             },
         )
         .unwrap();
@@ -610,4 +610,99 @@ fn rooms_can_be_added_and_carry_their_rules() {
         BusConfig::default().queue_capacity(0).build(),
         Err(Error::Config(_))
     ));
+}
+
+#[tokio::test]
+async fn a_byte_bound_makes_a_subscriber_lag_before_its_event_count_does() {
+    let bus = Bus::new();
+    let (_, mut sub) = bus
+        .subscribe_with(
+            Filter::rooms(["chat"]).unwrap(),
+            SubscribeOptions {
+                queue_bytes: Some(1000),
+                ..SubscribeOptions::default()
+            },
+        )
+        .unwrap();
+    let text = "x".repeat(300);
+    let mut published = Vec::new();
+    for _ in 0..10 {
+        published.push(
+            bus.publish_json("chat", "chat", &serde_json::json!({ "text": text }))
+                .unwrap(),
+        );
+    }
+    // Each event is a little over 300 bytes of JSON: two fit under 1000 bytes, the third does not.
+    let per_event = published[0].json().len();
+    let fit = 1000 / per_event;
+    assert!((1..10).contains(&fit), "{per_event} bytes per event");
+    let gap = std::future::poll_fn(|cx| match sub.poll_gap(cx) {
+        std::task::Poll::Ready(gap) => std::task::Poll::Ready(Some(gap)),
+        std::task::Poll::Pending => std::task::Poll::Ready(None),
+    })
+    .await
+    .expect("the byte bound was passed");
+    assert_eq!(gap.missed, (10 - fit) as u64);
+    assert_eq!(gap.resume_from, published[fit - 1].seq());
+    for event in &published[..fit] {
+        match sub.try_next() {
+            Some(Delivery::Event(got)) => assert_eq!(got.seq(), event.seq()),
+            other => panic!("expected an event, got {other:?}"),
+        }
+    }
+    match sub.try_next() {
+        Some(Delivery::Lagged(lag)) => assert_eq!(lag, gap),
+        other => panic!("expected the gap, got {other:?}"),
+    }
+    // Drained, the queue takes events again; an event larger than the bound still goes into an
+    // empty queue.
+    let big = "y".repeat(5000);
+    let event = bus
+        .publish_json("chat", "chat", &serde_json::json!({ "text": big }))
+        .unwrap();
+    match sub.try_next() {
+        Some(Delivery::Event(got)) => assert_eq!(got.seq(), event.seq()),
+        other => panic!("expected the large event, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn poll_gap_wakes_a_consumer_busy_elsewhere_when_its_queue_overflows() {
+    let bus = BusConfig::default().queue_capacity(2).build().unwrap();
+    let sub = bus.subscribe(Filter::rooms(["chat"]).unwrap()).unwrap();
+    let publisher = bus.clone();
+    let waiter = tokio::spawn(async move { std::future::poll_fn(|cx| sub.poll_gap(cx)).await });
+    tokio::task::yield_now().await;
+    for _ in 0..5 {
+        publisher
+            .publish_json("chat", "chat", &serde_json::json!({}))
+            .unwrap();
+    }
+    let gap = tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+        .await
+        .expect("woken")
+        .unwrap();
+    assert_eq!(gap.missed, 3);
+}
+
+#[test]
+fn an_event_prepares_one_value_for_every_caller() {
+    let bus = Bus::new();
+    let event = bus
+        .publish_json("chat", "chat", &serde_json::json!({"text": "hi"}))
+        .unwrap();
+    let made = std::sync::atomic::AtomicUsize::new(0);
+    let frame = |e: &event_bus::Event| {
+        made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ::bytes::Bytes::from(format!("[{}]", std::str::from_utf8(e.json()).unwrap()))
+    };
+    let a = event.prepared(frame);
+    let b = event.prepared(frame);
+    assert_eq!(a, b);
+    assert_eq!(a.as_ptr(), b.as_ptr(), "the same bytes, shared");
+    assert_eq!(made.load(std::sync::atomic::Ordering::Relaxed), 1);
+    // Another type is made each time and does not disturb the first.
+    let len: usize = event.prepared(|e| e.json().len());
+    assert_eq!(len + 2, a.len());
+    assert_eq!(event.prepared(frame).as_ptr(), a.as_ptr());
 }

@@ -36,8 +36,8 @@ async fn main() -> anyhow::Result<()> {
     let (_, mut slow) = bus.subscribe_with(
         Filter::rooms(["monitoring"])?,
         SubscribeOptions {
-            since: None,
             queue_capacity: Some(2),
+            ..SubscribeOptions::default()
         },
     )?;
 

@@ -16,8 +16,8 @@ const BATCH: usize = 512;
 pub async fn run(state: AppState, stop: CancellationToken) {
     let bus = state.bus().clone();
     let options = SubscribeOptions {
-        since: None,
         queue_capacity: Some(16 * 1024),
+        ..SubscribeOptions::default()
     };
     let mut subscription = match bus.subscribe_with(Filter::all(), options) {
         Ok((_, sub)) => sub,

@@ -984,7 +984,7 @@ impl Forwarder {
         };
         let sent = self.emit(name, &envelope);
         if sent {
-            self.conn.state.telemetry().frame_out(event.room());
+            self.conn.state.telemetry().frames_out(event.room(), 1);
         }
         sent
     }

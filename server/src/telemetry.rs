@@ -67,11 +67,11 @@ impl Default for Telemetry {
 }
 
 impl Telemetry {
-    /// Counts one event frame queued for a client.
-    pub fn frame_out(&self, room: &Room) {
+    /// Counts event frames written for clients in one room.
+    pub fn frames_out(&self, room: &Room, frames: u64) {
         self.frames_by_room
             .get_or_create(&RoomLabel(room.clone()))
-            .inc();
+            .inc_by(frames);
     }
 
     /// Adds to (or, negative, takes from) the bytes queued for all clients.
@@ -261,7 +261,7 @@ pub async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Re
     );
     registry.register(
         "ws_queued_bytes",
-        "Bytes queued for all WebSocket clients.",
+        "Bytes of frames queued for WebSocket clients and not yet handed to their sockets.",
         t.queued_bytes.clone(),
     );
     registry.register_collector(Box::new(Arc::new(snapshot)));

@@ -1,18 +1,25 @@
 //! `/ws`: one task reads the client and the bus, one task writes, with a bounded byte queue
 //! between them so that a client that stops reading is closed (4008) and never slows anyone else.
 
-use std::collections::BTreeSet;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use event_bus::{
-    Delivery, Epoch, EventDraft, EventKind, Filter, Position, Room, Severity, Subscription,
+    Delivery, Epoch, EventDraft, EventKind, Filter, Position, Room, Severity, SubscribeOptions,
+    Subscription,
 };
+use futures::stream::{SplitSink, SplitStream, Stream};
+use futures::task::AtomicWaker;
 use futures::{SinkExt, StreamExt};
+use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use crate::auth::Principal;
@@ -60,13 +67,25 @@ pub async fn upgrade(
     // (1009) from us instead of a read error; past twice the limit the socket is simply dropped.
     ws.max_message_size(max * 2)
         .max_frame_size(max * 2)
-        .read_buffer_size(1024)
+        .read_buffer_size(512)
         .write_buffer_size(8 * 1024)
         .on_upgrade(move |socket| {
-            tracker.track_future(async move {
-                let _slot = slot;
-                Connection::new(state, principal).run(socket).await;
-            })
+            // Split and start the writer here, outside any future, and box the reader's future:
+            // a future keeps its arguments for its whole life, so an idle connection would
+            // otherwise carry the unsplit socket and axum's upgrade state beside its own.
+            let (sink, stream) = socket.split();
+            let connection = Connection::new(state, principal);
+            let writer = tokio::spawn(writer(
+                sink,
+                Arc::clone(&connection.shared),
+                connection.state.clone(),
+            ));
+            let run: Pin<Box<dyn Future<Output = ()> + Send>> =
+                Box::pin(tracker.track_future(async move {
+                    let _slot = slot;
+                    connection.run(stream, writer).await;
+                }));
+            run
         })
 }
 
@@ -74,68 +93,276 @@ pub async fn upgrade(
 /// dropped (Centrifugo waits 1 s).
 const SLOW_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Frames waiting for the writer, counted in bytes.
-struct Outbound {
-    tx: mpsc::UnboundedSender<Message>,
-    bytes: Arc<AtomicUsize>,
+/// What the reader task hands the writer task, behind one short lock.
+///
+/// Events do not pass through here: the writer takes them straight from the connection's bus
+/// subscription when the socket can take more, so a delivery costs one task wake-up, not two,
+/// and a client that stops reading backs up in the bus's queue (shared `Arc`s, bounded in
+/// events and bytes) rather than in copies.
+struct Outbox {
+    /// Replies, errors and replayed events, in order.
+    frames: VecDeque<Message>,
+    /// Bytes of `frames`.
+    bytes: usize,
+    /// The live stream.
+    subscription: Option<Subscription>,
+    /// Set when the connection ends.
+    end: Option<WriterEnd>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriterEnd {
+    /// The socket is gone: stop at once.
+    Drop,
+    /// The client is too slow: drop the backlog, send 4008, wait a little, stop.
+    TooSlow,
+    /// A close frame is queued last in `frames`: write everything, then stop.
+    Close,
+}
+
+struct Shared {
+    outbox: Mutex<Outbox>,
+    waker: AtomicWaker,
+    /// Bytes of replies queued before the client counts as too slow.
     cap: usize,
-    /// Set when the client is too slow: the writer then drops every queued data frame and sends
-    /// only the close frame.
-    abandon: Arc<AtomicBool>,
 }
 
-impl Outbound {
-    /// Queues a frame; `false` when the queue is over its cap (the client is too slow).
-    fn send(&self, message: Message, len: usize) -> bool {
-        let queued = self.bytes.fetch_add(len, Ordering::AcqRel) + len;
-        // The writer is gone only when the socket is: nothing more to do either way.
-        let _ = self.tx.send(message);
-        queued <= self.cap
+impl Shared {
+    fn new(cap: usize) -> Shared {
+        Shared {
+            outbox: Mutex::new(Outbox {
+                frames: VecDeque::new(),
+                bytes: 0,
+                subscription: None,
+                end: None,
+            }),
+            waker: AtomicWaker::new(),
+            cap,
+        }
     }
 
-    fn close(&self, code: u16, reason: &'static str) {
-        let _ = self.tx.send(Message::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
-        })));
+    /// Ends the writer; the first reason given wins.
+    fn end(&self, end: WriterEnd) {
+        let mut out = self.outbox.lock();
+        if out.end.is_none() {
+            out.end = Some(end);
+        }
+        drop(out);
+        self.waker.wake();
     }
-}
 
-/// Writes queued frames, as many as are ready per flush (one syscall for a burst).
-async fn writer(
-    mut sink: futures::stream::SplitSink<WebSocket, Message>,
-    mut rx: mpsc::UnboundedReceiver<Message>,
-    bytes: Arc<AtomicUsize>,
-    abandon: Arc<AtomicBool>,
-    state: AppState,
-) {
-    // Up to 16 frames go out per flush; a small batch keeps an idle connection small.
-    let mut batch = Vec::new();
-    while rx.recv_many(&mut batch, 16).await > 0 {
-        for message in batch.drain(..) {
+    /// Takes what the writer should write next into `batch`: replies first (they were queued
+    /// before anything the subscription holds now), then events, at most `BATCH` in all.
+    fn poll_take(&self, cx: &mut Context<'_>, batch: &mut Batch) -> Poll<Step> {
+        self.waker.register(cx.waker());
+        let mut out = self.outbox.lock();
+        match out.end {
+            Some(WriterEnd::Drop) => return Poll::Ready(Step::Stop),
+            Some(WriterEnd::TooSlow) => return Poll::Ready(Step::TooSlow),
+            Some(WriterEnd::Close) | None => {}
+        }
+        while batch.messages.len() < BATCH {
+            let Some(message) = out.frames.pop_front() else {
+                break;
+            };
             let len = frame_len(&message);
-            let closing = matches!(message, Message::Close(_));
-            if !closing && abandon.load(Ordering::Acquire) {
-                // A client that fell this far behind gets its close frame next, not more data.
-                bytes.fetch_sub(len, Ordering::AcqRel);
-                state.telemetry().queued(-(len as i64));
-                continue;
+            out.bytes -= len;
+            batch.push(message, len, None);
+        }
+        // Past a queued close frame nothing more is written.
+        let closing = out.end == Some(WriterEnd::Close);
+        if !closing && out.frames.is_empty() {
+            while batch.messages.len() < BATCH {
+                let Some(subscription) = out.subscription.as_mut() else {
+                    break;
+                };
+                let delivery = match subscription.try_next() {
+                    Some(delivery) => delivery,
+                    None => match Pin::new(subscription).poll_next(cx) {
+                        Poll::Ready(Some(delivery)) => delivery,
+                        // The bus is gone (the server is stopping): no more events.
+                        Poll::Ready(None) => {
+                            out.subscription = None;
+                            break;
+                        }
+                        Poll::Pending => break,
+                    },
+                };
+                match delivery {
+                    Delivery::Event(event) => {
+                        let frame = event.prepared(|e| encode_event(e.json()));
+                        let len = frame.len();
+                        batch.push(Message::Text(frame), len, Some(&event));
+                    }
+                    // The queue filled while this writer waited on the socket.
+                    Delivery::Lagged(_) => return Poll::Ready(Step::TooSlow),
+                }
             }
-            if sink.feed(message).await.is_err() {
-                return;
+        }
+        if out.frames.is_empty() && out.frames.capacity() > 0 {
+            // Replies are rare: an idle connection keeps no buffer for them.
+            out.frames = VecDeque::new();
+        }
+        if batch.messages.is_empty() {
+            // Nothing to write: an idle connection keeps no batch buffer either (one small
+            // allocation per turn for a busy one, against a system call per turn).
+            batch.messages = VecDeque::new();
+            batch.rooms = Vec::new();
+            Poll::Pending
+        } else {
+            Poll::Ready(Step::Write)
+        }
+    }
+
+    /// Ready when, during a write, the client has fallen too far behind or the connection ended.
+    fn poll_interrupt(&self, cx: &mut Context<'_>) -> Poll<Step> {
+        self.waker.register(cx.waker());
+        let out = self.outbox.lock();
+        match out.end {
+            Some(WriterEnd::Drop) => return Poll::Ready(Step::Stop),
+            Some(WriterEnd::TooSlow) => return Poll::Ready(Step::TooSlow),
+            Some(WriterEnd::Close) | None => {}
+        }
+        if out.bytes > self.cap {
+            return Poll::Ready(Step::TooSlow);
+        }
+        match &out.subscription {
+            Some(subscription) => subscription.poll_gap(cx).map(|_| Step::TooSlow),
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// Frames taken per turn of the writer: enough that a burst goes out in few writes, few enough
+/// that a turn stays short.
+const BATCH: usize = 128;
+
+enum Step {
+    Write,
+    TooSlow,
+    Stop,
+}
+
+/// One turn's frames, with the figures the server-wide counters get once per turn.
+#[derive(Default)]
+struct Batch {
+    messages: VecDeque<Message>,
+    bytes: usize,
+    /// Events per room, in the order the rooms came (a turn rarely spans more than one).
+    rooms: Vec<(Room, u64)>,
+}
+
+impl Batch {
+    fn push(&mut self, message: Message, len: usize, event: Option<&event_bus::Event>) {
+        self.messages.push_back(message);
+        self.bytes += len;
+        if let Some(event) = event {
+            match self.rooms.iter_mut().find(|(room, _)| room == event.room()) {
+                Some((_, n)) => *n += 1,
+                None => self.rooms.push((event.room().clone(), 1)),
             }
-            bytes.fetch_sub(len, Ordering::AcqRel);
-            state.telemetry().queued(-(len as i64));
-            if closing {
-                let _ = sink.flush().await;
+        }
+    }
+
+    /// Adds this turn to the server-wide counters.
+    fn count(&mut self, state: &AppState) {
+        let frames = self.messages.len() as u64;
+        state
+            .counters()
+            .frames_out
+            .fetch_add(frames, Ordering::Relaxed);
+        for (room, n) in self.rooms.drain(..) {
+            state.telemetry().frames_out(&room, n);
+        }
+    }
+}
+
+/// `{"type":"event","event":…}` for one event; made once per event and shared by every
+/// connection that sends it.
+fn encode_event(json: &bytes::Bytes) -> Utf8Bytes {
+    let frame = event_frame(json);
+    match String::from_utf8(frame) {
+        Ok(text) => Utf8Bytes::from(text),
+        // The bus builds its JSON from valid UTF-8 parts; this is never reached.
+        Err(err) => Utf8Bytes::from(String::from_utf8_lossy(err.as_bytes()).into_owned()),
+    }
+}
+
+/// Writes what the reader queues and what the subscription delivers, as much as is ready per
+/// flush, and closes a client that falls too far behind with 4008.
+async fn writer(mut sink: SplitSink<WebSocket, Message>, shared: Arc<Shared>, state: AppState) {
+    let mut batch = Batch::default();
+    loop {
+        let step = std::future::poll_fn(|cx| shared.poll_take(cx, &mut batch)).await;
+        match step {
+            Step::Write => {}
+            Step::TooSlow => return Box::pin(close_too_slow(sink, &shared, &state, batch)).await,
+            Step::Stop => return,
+        }
+        batch.count(&state);
+        state.telemetry().queued(batch.bytes as i64);
+        let queued = batch.bytes;
+        let write = async {
+            while let Some(message) = batch.messages.pop_front() {
+                let closing = matches!(message, Message::Close(_));
+                sink.feed(message).await?;
+                if closing {
+                    sink.flush().await?;
+                    return Ok::<bool, axum::Error>(true);
+                }
+            }
+            sink.flush().await?;
+            Ok(false)
+        };
+        let outcome = tokio::select! {
+            biased;
+            written = write => Ok(written),
+            step = std::future::poll_fn(|cx| shared.poll_interrupt(cx)) => Err(step),
+        };
+        state.telemetry().queued(-(queued as i64));
+        batch.bytes = 0;
+        match outcome {
+            Ok(Ok(false)) => {}
+            Ok(Ok(true)) => {
                 let _ = sink.close().await;
                 return;
             }
-        }
-        if sink.flush().await.is_err() {
-            return;
+            Ok(Err(_)) | Err(Step::Stop) => return,
+            Err(_) => return Box::pin(close_too_slow(sink, &shared, &state, batch)).await,
         }
     }
+}
+
+/// Drops the client's backlog and sends it 4008; a client that does not take its close frame
+/// within the grace period is dropped.
+async fn close_too_slow(
+    mut sink: SplitSink<WebSocket, Message>,
+    shared: &Shared,
+    state: &AppState,
+    mut batch: Batch,
+) {
+    state
+        .counters()
+        .slow_disconnects
+        .fetch_add(1, Ordering::Relaxed);
+    batch.messages.clear();
+    {
+        let mut out = shared.outbox.lock();
+        out.frames.clear();
+        out.bytes = 0;
+        // Its queue held events only for this client.
+        out.subscription = None;
+        out.end = Some(WriterEnd::TooSlow);
+    }
+    let frame = Message::Close(Some(CloseFrame {
+        code: close::TOO_SLOW,
+        reason: Utf8Bytes::from_static("too slow: outbound queue full"),
+    }));
+    let _ = tokio::time::timeout(SLOW_CLOSE_GRACE, async {
+        sink.send(frame).await?;
+        sink.close().await
+    })
+    .await;
 }
 
 fn frame_len(message: &Message) -> usize {
@@ -154,6 +381,8 @@ enum End {
     Close(u16, &'static str),
     /// The client is too slow: close it with 4008.
     TooSlow,
+    /// The writer stopped on its own (the socket failed or the client was too slow).
+    WriterDone,
 }
 
 struct Connection {
@@ -162,61 +391,51 @@ struct Connection {
     agent_id: Option<String>,
     orders: Option<mpsc::UnboundedReceiver<AgentOrder>>,
     principal: Option<Principal>,
-    subscription: Option<Subscription>,
-    rooms: BTreeSet<Room>,
+    /// The rooms subscribed to, sorted (a `Vec`: a connection names a handful).
+    rooms: Vec<Room>,
     kinds: Vec<EventKind>,
     min_severity: Severity,
-    out: Option<Outbound>,
+    /// Shared with the writer task.
+    shared: Arc<Shared>,
 }
 
 impl Connection {
     fn new(state: AppState, principal: Option<Principal>) -> Connection {
         Connection {
-            state,
             agent_id: None,
             orders: None,
+            shared: Arc::new(Shared::new(state.config().outbound_queue_bytes)),
+            state,
             principal,
-            subscription: None,
-            rooms: BTreeSet::new(),
+            rooms: Vec::new(),
             kinds: Vec::new(),
             min_severity: Severity::Info,
-            out: None,
         }
     }
 
-    async fn run(mut self, socket: WebSocket) {
-        let (sink, mut stream) = socket.split();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let bytes = Arc::new(AtomicUsize::new(0));
-        let abandon = Arc::new(AtomicBool::new(false));
-        let writer = tokio::spawn(writer(
-            sink,
-            rx,
-            Arc::clone(&bytes),
-            Arc::clone(&abandon),
-            self.state.clone(),
-        ));
-        self.out = Some(Outbound {
-            tx,
-            bytes,
-            cap: self.state.config().outbound_queue_bytes,
-            abandon,
-        });
-        let config = self.state.config().clone();
-        let mut limit = RateLimit::new(&config);
-        let auth_deadline = tokio::time::sleep(config.auth_timeout);
-        tokio::pin!(auth_deadline);
+    async fn run(
+        mut self,
+        mut stream: SplitStream<WebSocket>,
+        mut writer: tokio::task::JoinHandle<()>,
+    ) {
+        let mut limit = RateLimit::new(self.state.config());
+        let max_message_bytes = self.state.config().max_message_bytes;
+        // Boxed, and dropped once the client authenticates.
+        let mut auth_deadline = self
+            .principal
+            .is_none()
+            .then(|| Box::pin(tokio::time::sleep(self.state.config().auth_timeout)));
         let shutdown = self.state.shutdown_token().clone();
 
         if self.principal.is_some() && !self.welcome() {
-            self.finish(End::TooSlow, writer).await;
+            Box::pin(self.finish(End::TooSlow, writer)).await;
             return;
         }
         let end = loop {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break End::Close(close::GOING_AWAY, "server shutting down"),
-                () = &mut auth_deadline, if self.principal.is_none() => {
+                () = expire(&mut auth_deadline) => {
                     break End::Close(close::UNAUTHENTICATED, "authentication timeout");
                 }
                 incoming = stream.next() => {
@@ -238,12 +457,17 @@ impl Connection {
                         self.state.counters().rate_limited.fetch_add(1, Ordering::Relaxed);
                         break End::Close(close::RATE_LIMITED, "too many messages");
                     }
-                    if text.len() > config.max_message_bytes {
+                    if text.len() > max_message_bytes {
                         break End::Close(close::TOO_BIG, "message too big");
                     }
-                    match self.handle(&text).await {
+                    // Boxed: handling a message needs more state than waiting for one, and an
+                    // idle connection should carry only the latter.
+                    match Box::pin(self.handle(&text)).await {
                         Ok(()) => {}
                         Err(end) => break end,
+                    }
+                    if self.principal.is_some() {
+                        auth_deadline = None;
                     }
                 }
                 order = next_order(&mut self.orders) => {
@@ -252,15 +476,11 @@ impl Connection {
                         break End::TooSlow;
                     }
                 }
-                delivery = next_delivery(&mut self.subscription) => {
-                    let Some(delivery) = delivery else { break End::Close(close::GOING_AWAY, "event bus closed") };
-                    if !self.deliver(delivery) {
-                        break End::TooSlow;
-                    }
-                }
+                // The writer stopped: the socket failed, or the client was too slow.
+                _ = &mut writer => break End::WriterDone,
             }
         };
-        self.finish(end, writer).await;
+        Box::pin(self.finish(end, writer)).await;
     }
 
     async fn finish(mut self, end: End, writer: tokio::task::JoinHandle<()>) {
@@ -269,85 +489,57 @@ impl Connection {
                 .orchestrator()
                 .disconnected(&agent_id, "disconnected");
         }
-        if let Some(sub) = self.subscription.take() {
-            drop(sub);
-        }
         let rooms: Vec<String> = self.rooms.iter().map(|r| r.to_string()).collect();
         self.state.join_rooms(rooms.iter().map(String::as_str), -1);
-        let pending = self.out.as_ref().map(|out| Arc::clone(&out.bytes));
-        let too_slow = matches!(end, End::TooSlow);
-        if let Some(out) = self.out.take() {
-            match end {
-                End::Gone => {}
-                End::Close(code, reason) => out.close(code, reason),
-                End::TooSlow => {
-                    self.state
-                        .counters()
-                        .slow_disconnects
-                        .fetch_add(1, Ordering::Relaxed);
-                    // Drop the backlog; the close frame is all this client gets now.
-                    out.abandon.store(true, Ordering::Release);
-                    out.close(close::TOO_SLOW, "too slow: outbound queue full");
-                }
+        let grace = match end {
+            End::WriterDone => return,
+            End::Gone => {
+                self.shared.end(WriterEnd::Drop);
+                return;
             }
-            drop(out);
-        }
+            End::Close(code, reason) => {
+                let mut out = self.shared.outbox.lock();
+                out.frames.push_back(Message::Close(Some(CloseFrame {
+                    code,
+                    reason: Utf8Bytes::from_static(reason),
+                })));
+                if out.end.is_none() {
+                    out.end = Some(WriterEnd::Close);
+                }
+                drop(out);
+                self.shared.waker.wake();
+                self.state.config().drain_timeout
+            }
+            // The writer sends 4008 within its own grace period.
+            End::TooSlow => {
+                self.shared.end(WriterEnd::TooSlow);
+                SLOW_CLOSE_GRACE * 2
+            }
+        };
         // Give the writer time to flush what is queued (a slow client may still catch up and
         // read its close frame); then give up on it.
-        let grace = if too_slow {
-            SLOW_CLOSE_GRACE
-        } else {
-            self.state.config().drain_timeout
-        };
         let abort = writer.abort_handle();
         if tokio::time::timeout(grace, writer).await.is_err() {
             abort.abort();
         }
-        // Whatever the writer never wrote leaves the server-wide queue gauge with the connection.
-        if let Some(pending) = pending {
-            let left = pending.swap(0, Ordering::AcqRel);
-            self.state.telemetry().queued(-(left as i64));
-        }
     }
 
-    fn out(&self) -> &Outbound {
-        self.out
-            .as_ref()
-            .expect("the outbound queue exists while the connection runs")
-    }
-
-    /// Queues a control message; `false` when the client is over its queue cap.
+    /// Queues a reply; `false` when the client is over its queue cap.
     fn send(&self, message: &ServerMessage<'_>) -> bool {
         let text = message.to_text();
-        let len = text.len();
-        self.state
-            .counters()
-            .frames_out
-            .fetch_add(1, Ordering::Relaxed);
-        self.state.telemetry().queued(len as i64);
-        self.out().send(Message::Text(Utf8Bytes::from(text)), len)
+        let mut out = self.shared.outbox.lock();
+        let ok = queue(
+            &mut out,
+            Message::Text(Utf8Bytes::from(text)),
+            self.shared.cap,
+        );
+        drop(out);
+        self.shared.waker.wake();
+        ok
     }
 
     fn error(&self, id: Option<&str>, code: &'static str, message: String) -> bool {
         self.send(&ServerMessage::Error { id, code, message })
-    }
-
-    /// Queues one event; `false` when the client is too slow.
-    fn send_event(&self, event: &event_bus::Event) -> bool {
-        let frame = event_frame(event.json());
-        let len = frame.len();
-        // The bus builds its JSON from valid UTF-8 parts, so this never fails.
-        let Ok(text) = Utf8Bytes::try_from(frame) else {
-            return true;
-        };
-        self.state
-            .counters()
-            .frames_out
-            .fetch_add(1, Ordering::Relaxed);
-        self.state.telemetry().frame_out(event.room());
-        self.state.telemetry().queued(len as i64);
-        // Over the cap, `finish` drops the backlog and queues the 4008 close.
-        self.out().send(Message::Text(text), len)
     }
 
     fn welcome(&self) -> bool {
@@ -567,7 +759,7 @@ impl Connection {
                     ),
                 );
             }
-            if !self.rooms.contains(&config.name) {
+            if !self.rooms.contains(&config.name) && !added.contains(&config.name) {
                 added.push(config.name);
             }
         }
@@ -596,65 +788,92 @@ impl Connection {
         self.min_severity = min_severity.unwrap_or(self.min_severity);
         self.state.join_rooms(added.iter().map(Room::as_str), 1);
         self.rooms.extend(added.iter().cloned());
+        self.rooms.sort_unstable();
 
-        let filter = self.filter_for(self.rooms.iter().cloned().collect());
-        let (replayed, recovered, continued, subscription) = match self.subscription.take() {
+        let filter = self.filter_for(self.rooms.clone());
+        let options = |since| SubscribeOptions {
+            since,
+            queue_capacity: Some(WS_QUEUE_EVENTS),
+            queue_bytes: Some(self.shared.cap),
+        };
+        // Under the outbox lock, so that the writer sees the replayed events and the new stream
+        // together and in order.
+        let mut out = self.shared.outbox.lock();
+        let old = out.subscription.take();
+        let started = match &old {
             // First subscription: the bus replays and goes live atomically.
-            None => match since {
-                Some(since) => match bus.subscribe_since(filter, since) {
-                    Ok((replay, sub)) => (replay.events, Some(replay.recovered), Vec::new(), sub),
-                    Err(err) => return self.error(id, "subscribe_failed", err.to_string()),
-                },
-                None => match bus.subscribe(filter) {
-                    Ok(sub) => (Vec::new(), None, Vec::new(), sub),
-                    Err(err) => return self.error(id, "subscribe_failed", err.to_string()),
-                },
-            },
+            None => bus
+                .subscribe_with(filter, options(since))
+                .map(|(replay, sub)| match replay {
+                    Some(replay) => (replay.events, Some(replay.recovered), Vec::new(), sub),
+                    None => (Vec::new(), None, Vec::new(), sub),
+                })
+                .map_err(|err| ("subscribe_failed", err.to_string())),
             // Adding rooms: continue from where the old subscription stood (no gap, no
             // duplicate), and replay the new rooms' history up to that point when asked.
             Some(old) => {
                 let at = old.position();
-                let mut replayed = Vec::new();
-                let mut recovered = None;
-                if let (Some(since), false) = (since, added.is_empty()) {
-                    match bus.since(&self.filter_for(added.clone()), since) {
-                        Ok(replay) => {
-                            replayed
-                                .extend(replay.events.into_iter().filter(|e| e.seq() <= at.seq));
-                            recovered = Some(replay.recovered);
-                        }
-                        Err(err) => return self.error(id, "replay_failed", err.to_string()),
-                    }
-                }
-                match bus.subscribe_since(filter, at) {
-                    Ok((cont, sub)) => (replayed, recovered, cont.events, sub),
-                    Err(err) => return self.error(id, "subscribe_failed", err.to_string()),
-                }
+                let replay = match (since, added.is_empty()) {
+                    (Some(since), false) => bus
+                        .since(&self.filter_for(added.clone()), since)
+                        .map(|replay| {
+                            let events: Vec<_> = replay
+                                .events
+                                .into_iter()
+                                .filter(|e| e.seq() <= at.seq)
+                                .collect();
+                            (events, Some(replay.recovered))
+                        })
+                        .map_err(|err| ("replay_failed", err.to_string())),
+                    _ => Ok((Vec::new(), None)),
+                };
+                replay.and_then(|(replayed, recovered)| {
+                    bus.subscribe_with(filter, options(Some(at)))
+                        .map(|(cont, sub)| {
+                            let cont = cont.map(|c| c.events).unwrap_or_default();
+                            (replayed, recovered, cont, sub)
+                        })
+                        .map_err(|err| ("subscribe_failed", err.to_string()))
+                })
             }
         };
-        self.subscription = Some(subscription);
-        for event in replayed.iter().chain(continued.iter()) {
-            if !self.send_event(event) {
-                return false;
+        let (replayed, recovered, continued, subscription) = match started {
+            Ok(started) => started,
+            Err((code, message)) => {
+                // The old stream goes on as it was.
+                out.subscription = old;
+                drop(out);
+                return self.error(id, code, message);
             }
-        }
-        if let Some(recovered) = recovered {
-            let sent = self.send(&ServerMessage::Recovered {
+        };
+        drop(old);
+        let head = subscription.position().seq;
+        out.subscription = Some(subscription);
+        let mut ok = replayed
+            .iter()
+            .chain(continued.iter())
+            .all(|event| queue_event(&mut out, event, self.shared.cap));
+        if let (Some(recovered), true) = (recovered, ok) {
+            let frame = ServerMessage::Recovered {
                 id,
                 recovered,
                 epoch: bus.epoch().to_string(),
-                head: self.subscription.as_ref().map_or(0, |s| s.position().seq),
+                head,
                 replayed: replayed.len(),
-            });
-            if !sent {
-                return false;
-            }
+            };
+            ok = queue(&mut out, text_message(&frame), self.shared.cap);
         }
-        self.send(&ServerMessage::Ack {
-            id,
-            of: "subscribe",
-            seq: None,
-        })
+        if ok {
+            let ack = ServerMessage::Ack {
+                id,
+                of: "subscribe",
+                seq: None,
+            };
+            ok = queue(&mut out, text_message(&ack), self.shared.cap);
+        }
+        drop(out);
+        self.shared.waker.wake();
+        ok
     }
 
     fn unsubscribe(&mut self, id: Option<&str>, rooms: &[String]) -> bool {
@@ -664,41 +883,47 @@ impl Connection {
             .filter(|r| rooms.iter().any(|n| n == r.as_str()))
             .cloned()
             .collect();
-        for room in &removed {
-            self.rooms.remove(room);
-        }
+        self.rooms.retain(|room| !removed.contains(room));
         self.state.join_rooms(removed.iter().map(Room::as_str), -1);
-        let Some(old) = self.subscription.take() else {
-            return self.send(&ServerMessage::Ack {
-                id,
-                of: "unsubscribe",
-                seq: None,
-            });
+        let ack = ServerMessage::Ack {
+            id,
+            of: "unsubscribe",
+            seq: None,
+        };
+        let mut out = self.shared.outbox.lock();
+        let Some(old) = out.subscription.take() else {
+            drop(out);
+            return self.send(&ack);
         };
         if self.rooms.is_empty() {
-            return self.send(&ServerMessage::Ack {
-                id,
-                of: "unsubscribe",
-                seq: None,
-            });
+            drop(out);
+            return self.send(&ack);
         }
         let bus = self.state.bus().clone();
-        let filter = self.filter_for(self.rooms.iter().cloned().collect());
-        match bus.subscribe_since(filter, old.position()) {
+        let filter = self.filter_for(self.rooms.clone());
+        let options = SubscribeOptions {
+            since: Some(old.position()),
+            queue_capacity: Some(WS_QUEUE_EVENTS),
+            queue_bytes: Some(self.shared.cap),
+        };
+        match bus.subscribe_with(filter, options) {
             Ok((replay, subscription)) => {
-                self.subscription = Some(subscription);
-                for event in &replay.events {
-                    if !self.send_event(event) {
-                        return false;
-                    }
-                }
-                self.send(&ServerMessage::Ack {
-                    id,
-                    of: "unsubscribe",
-                    seq: None,
-                })
+                drop(old);
+                out.subscription = Some(subscription);
+                let events = replay.map(|r| r.events).unwrap_or_default();
+                let ok = events
+                    .iter()
+                    .all(|event| queue_event(&mut out, event, self.shared.cap))
+                    && queue(&mut out, text_message(&ack), self.shared.cap);
+                drop(out);
+                self.shared.waker.wake();
+                ok
             }
-            Err(err) => self.error(id, "subscribe_failed", err.to_string()),
+            Err(err) => {
+                out.subscription = Some(old);
+                drop(out);
+                self.error(id, "subscribe_failed", err.to_string())
+            }
         }
     }
 
@@ -746,33 +971,6 @@ impl Connection {
             min_severity: self.min_severity,
         }
     }
-
-    /// Forwards one delivery; `false` when the client is too slow.
-    fn deliver(&mut self, delivery: Delivery) -> bool {
-        match delivery {
-            Delivery::Event(event) => self.send_event(&event),
-            Delivery::Lagged(lag) => {
-                // This task fell behind the bus; replay the gap from history when it is there.
-                let Some(subscription) = &self.subscription else {
-                    return true;
-                };
-                let position = Position {
-                    epoch: self.state.bus().epoch(),
-                    seq: lag.resume_from,
-                };
-                let missed = usize::try_from(lag.missed).unwrap_or(usize::MAX);
-                match self.state.bus().since(subscription.criteria(), position) {
-                    Ok(replay) if replay.recovered && replay.events.len() >= missed => {
-                        replay.events[..missed].iter().all(|e| self.send_event(e))
-                    }
-                    _ => self.send(&ServerMessage::Lagged {
-                        missed: lag.missed,
-                        resume_from: lag.resume_from,
-                    }),
-                }
-            }
-        }
-    }
 }
 
 fn source_of(principal: &Principal) -> String {
@@ -780,6 +978,14 @@ fn source_of(principal: &Principal) -> String {
         format!("token:{}", principal.token_id)
     } else {
         principal.label.clone()
+    }
+}
+
+/// Waits for the authentication deadline, if there is one.
+async fn expire(deadline: &mut Option<Pin<Box<tokio::time::Sleep>>>) {
+    match deadline {
+        Some(sleep) => sleep.await,
+        None => std::future::pending().await,
     }
 }
 
@@ -792,9 +998,23 @@ async fn next_order(
     }
 }
 
-async fn next_delivery(subscription: &mut Option<Subscription>) -> Option<Delivery> {
-    match subscription {
-        Some(sub) => sub.next().await,
-        None => std::future::pending().await,
-    }
+/// Events queued per connection before it counts as too slow (with the byte bound,
+/// `outbound_queue_bytes`, whichever comes first). The queue holds shared `Arc`s, not copies.
+const WS_QUEUE_EVENTS: usize = 4096;
+
+fn text_message(message: &ServerMessage<'_>) -> Message {
+    Message::Text(Utf8Bytes::from(message.to_text()))
+}
+
+/// Queues a frame for the writer; `false` when the replies queued pass `cap` bytes.
+fn queue(out: &mut Outbox, message: Message, cap: usize) -> bool {
+    out.bytes += frame_len(&message);
+    out.frames.push_back(message);
+    out.bytes <= cap
+}
+
+/// Queues a replayed event.
+fn queue_event(out: &mut Outbox, event: &event_bus::Event, cap: usize) -> bool {
+    let frame = event.prepared(|e| encode_event(e.json()));
+    queue(out, Message::Text(frame), cap)
 }

@@ -40,12 +40,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use clap::{Parser, ValueEnum};
 use futures::{SinkExt as _, StreamExt as _};
-use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::io::{AsyncWriteExt as _, BufReader};
+use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use vigil_benches::load::{
+    CpuUse, CpuWindow, is_loopback, load_average, proc_rss, quantile_ms, read_response, tcp_connect,
+};
 
 /// Which server protocol to speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -192,133 +195,10 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn is_loopback(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => v6.is_loopback(),
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// /proc readings
-
-/// Clock ticks per second of `/proc` CPU times (USER_HZ; 100 on every Linux we run on).
-const TICKS: f64 = 100.0;
-
-/// utime + stime of a process, in seconds.
-fn proc_cpu(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / TICKS)
-}
-
-/// Resident set size of a process, bytes.
-fn proc_rss(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
-
-/// The machine's CPU counters: (total ticks, steal ticks).
-fn machine_cpu() -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let line = stat.lines().next()?;
-    let values: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal (guest time is already in user).
-    let total = values.iter().take(8).sum();
-    Some((total, *values.get(7).unwrap_or(&0)))
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
-/// CPU use over a window: the server's, the generator's and the machine's steal.
-struct CpuWindow {
-    start: Instant,
-    server: Option<f64>,
-    own: Option<f64>,
-    machine: Option<(u64, u64)>,
-    server_pid: Option<u32>,
-}
-
-/// What a [`CpuWindow`] measured.
-#[derive(Debug, Default, Clone, Copy)]
-struct CpuUse {
-    seconds: f64,
-    server_cpu_s: Option<f64>,
-    generator_cpu_s: Option<f64>,
-    steal_pct: Option<f64>,
-}
-
-impl CpuWindow {
-    fn start(server_pid: Option<u32>) -> CpuWindow {
-        CpuWindow {
-            start: Instant::now(),
-            server: server_pid.and_then(|p| proc_cpu(&p.to_string())),
-            own: proc_cpu("self"),
-            machine: machine_cpu(),
-            server_pid,
-        }
-    }
-
-    fn stop(&self) -> CpuUse {
-        let server = self
-            .server_pid
-            .and_then(|p| proc_cpu(&p.to_string()))
-            .zip(self.server)
-            .map(|(b, a)| b - a);
-        let own = proc_cpu("self").zip(self.own).map(|(b, a)| b - a);
-        let steal = machine_cpu()
-            .zip(self.machine)
-            .and_then(|((t1, s1), (t0, s0))| {
-                (t1 > t0).then(|| 100.0 * (s1 - s0) as f64 / (t1 - t0) as f64)
-            });
-        CpuUse {
-            seconds: self.start.elapsed().as_secs_f64(),
-            server_cpu_s: server,
-            generator_cpu_s: own,
-            steal_pct: steal,
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Connections
 
 type Ws = WebSocketStream<TcpStream>;
-
-/// Opens a TCP connection from a given loopback source address.
-async fn tcp_connect(
-    server: SocketAddr,
-    source: IpAddr,
-    rcvbuf: Option<u32>,
-) -> std::io::Result<TcpStream> {
-    let socket = match server {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
-    };
-    if let Some(size) = rcvbuf {
-        socket.set_recv_buffer_size(size)?;
-    }
-    if server.is_ipv4() && source != IpAddr::V4(Ipv4Addr::LOCALHOST) {
-        socket.bind(SocketAddr::new(source, 0))?;
-    }
-    let stream = socket.connect(server).await?;
-    stream.set_nodelay(true)?;
-    Ok(stream)
-}
 
 /// The source address of connection `i`: 127.0.0.1 for the first `per_source`, then .2, ….
 fn source_for(i: usize, per_source: usize) -> IpAddr {
@@ -594,81 +474,21 @@ async fn http_worker(
             event.len()
         );
         write.write_all(request.as_bytes()).await?;
-        line.clear();
-        read.read_line(&mut line).await?;
-        let ok = line
-            .split_whitespace()
-            .nth(1)
-            .is_some_and(|code| code.starts_with('2'));
-        let mut length = 0usize;
-        let mut chunked = false;
-        loop {
-            line.clear();
-            if read.read_line(&mut line).await? == 0 {
-                bail!("connection closed by the server");
-            }
-            let header = line.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap_or(0);
-            } else if let Some((name, value)) = header.split_once(':')
-                && name.eq_ignore_ascii_case("transfer-encoding")
-            {
-                chunked = value.trim().eq_ignore_ascii_case("chunked");
-            }
-        }
-        if chunked {
-            read_chunked(&mut read, &mut line, &mut body).await?;
-        } else {
-            body.resize(length, 0);
-            read.read_exact(&mut body).await?;
-        }
+        let status = read_response(&mut read, &mut line, &mut body).await?;
+        let ok = (200..300).contains(&status);
         if ok {
             stats.accepted.fetch_add(1, Ordering::Relaxed);
         } else {
             stats.failed.fetch_add(1, Ordering::Relaxed);
             if stats.failed.load(Ordering::Relaxed) <= 3 {
                 eprintln!(
-                    "ws_load: publish refused: {} {}",
-                    line.trim(),
+                    "ws_load: publish refused: {status} {}",
                     String::from_utf8_lossy(&body)
                 );
             }
         }
     }
     Ok(())
-}
-
-/// Reads a chunked body (Node answers without a Content-Length).
-async fn read_chunked(
-    read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
-    line: &mut String,
-    body: &mut Vec<u8>,
-) -> anyhow::Result<()> {
-    body.clear();
-    loop {
-        line.clear();
-        read.read_line(line).await?;
-        let size_text = line.trim().split(';').next().unwrap_or("");
-        let size = usize::from_str_radix(size_text, 16).context("bad chunk size")?;
-        if size == 0 {
-            // Trailers, then the empty line.
-            loop {
-                line.clear();
-                if read.read_line(line).await? == 0 || line.trim_end().is_empty() {
-                    return Ok(());
-                }
-            }
-        }
-        let at = body.len();
-        body.resize(at + size + 2, 0);
-        read.read_exact(&mut body[at..]).await?;
-        body.truncate(at + size);
-    }
 }
 
 /// Publishes through the `/ws` `publish` message, one in flight per connection.
@@ -947,15 +767,6 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     report.load_after = load_average();
     report.latencies_us.sort_unstable();
     Ok(report)
-}
-
-/// The value at quantile `q` of sorted values, in milliseconds.
-fn quantile_ms(sorted: &[u32], q: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let at = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
-    Some(f64::from(sorted[at]) / 1000.0)
 }
 
 fn fmt_opt(v: Option<f64>, digits: usize) -> String {
