@@ -317,10 +317,15 @@ impl Store {
                     ])?;
                 }
             }
-            let max: Option<i64> = tx.query_row("SELECT MAX(rowid) FROM events", [], |r| r.get(0)).optional()?.flatten();
+            let max: Option<i64> = tx
+                .prepare_cached("SELECT MAX(rowid) FROM events")?
+                .query_row([], |r| r.get(0))
+                .optional()?
+                .flatten();
             if let Some(max) = max {
                 let keep_from = max - i64::try_from(retention).unwrap_or(i64::MAX) + 1;
-                tx.execute("DELETE FROM events WHERE rowid < ?1", params![keep_from])?;
+                tx.prepare_cached("DELETE FROM events WHERE rowid < ?1")?
+                    .execute(params![keep_from])?;
             }
             tx.commit()
         })

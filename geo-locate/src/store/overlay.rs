@@ -40,8 +40,9 @@
 //! fallback are derived from the overlay's cells of that area and combined the same way.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -147,7 +148,16 @@ pub struct Overlay {
     path: PathBuf,
     conn: Mutex<Option<Connection>>,
     filter: ObservationFilter,
+    /// Set once the overlay's file is open: lookups then go straight to it.
+    present: AtomicBool,
+    /// While it is not, when (ms after `opened`) to look for the file again: another process
+    /// may create it, but a lookup must not cost a `stat` each time.
+    next_look_ms: AtomicU64,
+    opened: Instant,
 }
+
+/// How often a missing overlay file is looked for again.
+const LOOK_EVERY_MS: u64 = 1000;
 
 /// One observation: where it was seen from, and how much it counts.
 #[derive(Debug, Clone, Copy)]
@@ -367,8 +377,11 @@ impl Overlay {
         };
         Ok(Overlay {
             path,
+            present: AtomicBool::new(conn.is_some()),
             conn: Mutex::new(conn),
             filter,
+            next_look_ms: AtomicU64::new(LOOK_EVERY_MS),
+            opened: Instant::now(),
         })
     }
 
@@ -395,15 +408,31 @@ impl Overlay {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `f` on the connection; `None` when the overlay does not exist yet (it may have been
-    /// created by another process since this one opened it).
+    /// Runs `f` on the connection; `None` when the overlay does not exist yet. Another process
+    /// may create it after this one opened it: a missing file is looked for again at most once a
+    /// second.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<Option<T>>) -> Result<Option<T>> {
-        let mut guard = self.lock();
-        if guard.is_none() {
-            if !self.path.is_file() {
+        if !self.present.load(Ordering::Acquire) {
+            let now = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let due = self.next_look_ms.load(Ordering::Relaxed);
+            let mine = now >= due
+                && self
+                    .next_look_ms
+                    .compare_exchange(
+                        due,
+                        now + LOOK_EVERY_MS,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok();
+            if !mine || !self.path.is_file() {
                 return Ok(None);
             }
+        }
+        let mut guard = self.lock();
+        if guard.is_none() {
             *guard = Some(Self::connect(&self.path)?);
+            self.present.store(true, Ordering::Release);
         }
         match guard.as_ref() {
             Some(conn) => f(conn),
@@ -424,11 +453,10 @@ impl Overlay {
     fn beacon(&self, kind: BeaconKind, mac: MacAddr) -> Result<Option<Station>> {
         self.read(|conn| {
             let sums = conn
-                .query_row(
-                    &format!("SELECT {SUM_COLUMNS} FROM beacons WHERE kind = ?1 AND mac = ?2"),
-                    params![kind as i64, mac.as_u64() as i64],
-                    Sums::from_row,
-                )
+                .prepare_cached(&format!(
+                    "SELECT {SUM_COLUMNS} FROM beacons WHERE kind = ?1 AND mac = ?2"
+                ))?
+                .query_row(params![kind as i64, mac.as_u64() as i64], Sums::from_row)
                 .optional()?;
             Ok(sums.and_then(|s| s.station()))
         })
@@ -438,11 +466,11 @@ impl Overlay {
     pub fn cell(&self, key: &CellKey) -> Result<Option<Station>> {
         self.read(|conn| {
             let sums = conn
+                .prepare_cached(&format!(
+                    "SELECT {SUM_COLUMNS} FROM cells
+                     WHERE radio = ?1 AND mcc = ?2 AND mnc = ?3 AND lac = ?4 AND cid = ?5"
+                ))?
                 .query_row(
-                    &format!(
-                        "SELECT {SUM_COLUMNS} FROM cells
-                         WHERE radio = ?1 AND mcc = ?2 AND mnc = ?3 AND lac = ?4 AND cid = ?5"
-                    ),
                     params![key.radio.code(), key.mcc, key.mnc, key.lac, key.cid as i64],
                     Sums::from_row,
                 )
@@ -498,6 +526,7 @@ impl Overlay {
                 std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
             }
             *guard = Some(Self::connect(&self.path)?);
+            self.present.store(true, Ordering::Release);
         }
         let Some(conn) = guard.as_mut() else {
             return Ok(report);
@@ -753,6 +782,31 @@ mod tests {
             }
         }
         v
+    }
+
+    #[test]
+    fn an_overlay_another_process_creates_is_found_within_a_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let geodb = dir.path().join("geodb");
+        let reader = overlay(&geodb);
+        let ap = mac("aa:bb:cc:00:00:01");
+        // Missing: lookups answer nothing and do not look at the disk each time.
+        for _ in 0..1000 {
+            assert_eq!(reader.wifi(ap).unwrap(), None);
+        }
+        let writer = overlay(&geodb);
+        writer
+            .submit(&body(json!({"items": [item(HERE.0, HERE.1, json!({}))]})))
+            .unwrap();
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            if reader.wifi(ap).unwrap().is_some() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the new overlay was never found");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(reader.present.load(Ordering::Acquire));
     }
 
     #[test]
