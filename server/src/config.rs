@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 /// | `max_body_bytes` | 1 MiB | largest HTTP request body accepted |
 /// | `max_connections` | 10 000 | WebSocket connections at once |
 /// | `messages_per_second`, `message_burst` | 20, 50 | inbound WebSocket messages per connection |
-/// | `outbound_queue_bytes` | 1 MiB | bytes queued for one client before it is closed as too slow (4008) |
+/// | `outbound_queue_bytes` | 1 MiB | bytes of events (and replies) waiting for one client beyond what its socket holds before it is closed as too slow (4008) |
 /// | `auth_timeout` | 10 s | how long a socket may stay unauthenticated |
 /// | `drain_timeout` | 10 s | how long shutdown waits for connections to close |
 /// | `session_ttl` | 12 h | lifetime of a dashboard session cookie |
@@ -49,7 +49,8 @@ pub struct ServerConfig {
     pub messages_per_second: u32,
     /// Inbound WebSocket messages allowed in a burst.
     pub message_burst: u32,
-    /// Bytes queued for one client before it is closed as too slow.
+    /// Bytes of events and replies waiting for one client, beyond what its socket holds, before
+    /// it is closed as too slow (4008).
     pub outbound_queue_bytes: usize,
     /// How long a socket may stay unauthenticated.
     pub auth_timeout: Duration,

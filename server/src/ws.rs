@@ -1,5 +1,13 @@
-//! `/ws`: one task reads the client and the bus, one task writes, with a bounded byte queue
-//! between them so that a client that stops reading is closed (4008) and never slows anyone else.
+//! `/ws`: per connection, a reader task (the client's messages, agent orders, shutdown) and a
+//! writer task that takes the replies the reader queues and the events of the connection's bus
+//! subscription, and writes as many as are ready per flush.
+//!
+//! Events go from the bus to the writer directly: the bus hands each subscriber an `Arc` of the
+//! event, the `{"type":"event",…}` frame is built once per event for every connection, and a
+//! delivery wakes one task. A client that stops reading backs up in its bus queue, bounded by
+//! `outbound_queue_bytes` (and 4096 events); past it the writer drops the backlog and closes the
+//! client with 4008, even while blocked on the client's full socket, so it never slows anyone
+//! else and never holds more than that bound.
 
 use std::collections::VecDeque;
 use std::future::Future;
