@@ -209,7 +209,7 @@ pub async fn websocket_status(
         "connections": state.connections(),
         "rooms": state.room_members(),
         "messages_in": load(&c.messages_in),
-        "frames_out": load(&c.frames_out),
+        "frames_out": c.frames_out.get(),
         "slow_disconnects": load(&c.slow_disconnects),
         "rate_limited": load(&c.rate_limited),
         "refused": load(&c.refused),

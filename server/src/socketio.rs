@@ -957,11 +957,7 @@ impl Forwarder {
     fn emit(&self, name: &str, payload: &impl serde::Serialize) -> bool {
         match self.socket.emit(name, payload) {
             Ok(()) => {
-                self.conn
-                    .state
-                    .counters()
-                    .frames_out
-                    .fetch_add(1, Ordering::Relaxed);
+                self.conn.state.counters().frames_out.add(1);
                 true
             }
             Err(SendError::Socket(SocketError::InternalChannelFull)) => false,

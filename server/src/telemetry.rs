@@ -74,6 +74,14 @@ impl Telemetry {
             .inc_by(frames);
     }
 
+    /// The counter of event frames for one room, for a writer to keep and bump without looking
+    /// it up each time.
+    pub fn room_frames(&self, room: &Room) -> Counter {
+        self.frames_by_room
+            .get_or_create(&RoomLabel(room.clone()))
+            .clone()
+    }
+
     /// Adds to (or, negative, takes from) the bytes queued for all clients.
     pub fn queued(&self, delta: i64) {
         self.queued_bytes.inc_by(delta);
@@ -232,7 +240,7 @@ pub async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Re
     let snapshot = Snapshot {
         connections: i64::try_from(state.connections()).unwrap_or(i64::MAX),
         messages_in: load(&c.messages_in),
-        frames_out: load(&c.frames_out),
+        frames_out: c.frames_out.get(),
         slow: load(&c.slow_disconnects),
         rate_limited: load(&c.rate_limited),
         refused: load(&c.refused),
@@ -261,7 +269,7 @@ pub async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Re
     );
     registry.register(
         "ws_queued_bytes",
-        "Bytes of frames queued for WebSocket clients and not yet handed to their sockets.",
+        "Bytes of frames waiting on WebSocket clients whose sockets are full.",
         t.queued_bytes.clone(),
     );
     registry.register_collector(Box::new(Arc::new(snapshot)));

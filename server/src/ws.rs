@@ -28,6 +28,7 @@ use futures::stream::{SplitSink, SplitStream, Stream};
 use futures::task::AtomicWaker;
 use futures::{SinkExt, StreamExt};
 use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 
 use crate::auth::Principal;
@@ -161,7 +162,7 @@ impl Shared {
 
     /// Takes what the writer should write next into `batch`: replies first (they were queued
     /// before anything the subscription holds now), then events, at most `BATCH` in all.
-    fn poll_take(&self, cx: &mut Context<'_>, batch: &mut Batch) -> Poll<Step> {
+    fn poll_take(&self, cx: &mut Context<'_>, batch: &mut Batch, state: &AppState) -> Poll<Step> {
         self.waker.register(cx.waker());
         let mut out = self.outbox.lock();
         match out.end {
@@ -175,7 +176,7 @@ impl Shared {
             };
             let len = frame_len(&message);
             out.bytes -= len;
-            batch.push(message, len, None);
+            batch.push(message, len, None, state);
         }
         // Past a queued close frame nothing more is written.
         let closing = out.end == Some(WriterEnd::Close);
@@ -200,7 +201,7 @@ impl Shared {
                     Delivery::Event(event) => {
                         let frame = event.prepared(|e| encode_event(e.json()));
                         let len = frame.len();
-                        batch.push(Message::Text(frame), len, Some(&event));
+                        batch.push(Message::Text(frame), len, Some(&event), state);
                     }
                     // The queue filled while this writer waited on the socket.
                     Delivery::Lagged(_) => return Poll::Ready(Step::TooSlow),
@@ -215,7 +216,6 @@ impl Shared {
             // Nothing to write: an idle connection keeps no batch buffer either (one small
             // allocation per turn for a busy one, against a system call per turn).
             batch.messages = VecDeque::new();
-            batch.rooms = Vec::new();
             Poll::Pending
         } else {
             Poll::Ready(Step::Write)
@@ -256,31 +256,43 @@ enum Step {
 struct Batch {
     messages: VecDeque<Message>,
     bytes: usize,
-    /// Events per room, in the order the rooms came (a turn rarely spans more than one).
-    rooms: Vec<(Room, u64)>,
+    /// Each room's frame counter, kept across turns, with the events of this turn.
+    rooms: Vec<(Room, Counter, u64)>,
 }
 
 impl Batch {
-    fn push(&mut self, message: Message, len: usize, event: Option<&event_bus::Event>) {
+    fn push(
+        &mut self,
+        message: Message,
+        len: usize,
+        event: Option<&event_bus::Event>,
+        state: &AppState,
+    ) {
         self.messages.push_back(message);
         self.bytes += len;
         if let Some(event) = event {
-            match self.rooms.iter_mut().find(|(room, _)| room == event.room()) {
-                Some((_, n)) => *n += 1,
-                None => self.rooms.push((event.room().clone(), 1)),
+            match self
+                .rooms
+                .iter_mut()
+                .find(|(room, ..)| room == event.room())
+            {
+                Some((.., n)) => *n += 1,
+                None => {
+                    let counter = state.telemetry().room_frames(event.room());
+                    self.rooms.push((event.room().clone(), counter, 1));
+                }
             }
         }
     }
 
     /// Adds this turn to the server-wide counters.
     fn count(&mut self, state: &AppState) {
-        let frames = self.messages.len() as u64;
-        state
-            .counters()
-            .frames_out
-            .fetch_add(frames, Ordering::Relaxed);
-        for (room, n) in self.rooms.drain(..) {
-            state.telemetry().frames_out(&room, n);
+        state.counters().frames_out.add(self.messages.len() as u64);
+        for (_, counter, n) in &mut self.rooms {
+            if *n > 0 {
+                counter.inc_by(*n);
+                *n = 0;
+            }
         }
     }
 }
@@ -301,33 +313,44 @@ fn encode_event(json: &bytes::Bytes) -> Utf8Bytes {
 async fn writer(mut sink: SplitSink<WebSocket, Message>, shared: Arc<Shared>, state: AppState) {
     let mut batch = Batch::default();
     loop {
-        let step = std::future::poll_fn(|cx| shared.poll_take(cx, &mut batch)).await;
+        let step = std::future::poll_fn(|cx| shared.poll_take(cx, &mut batch, &state)).await;
         match step {
             Step::Write => {}
             Step::TooSlow => return Box::pin(close_too_slow(sink, &shared, &state, batch)).await,
             Step::Stop => return,
         }
         batch.count(&state);
-        state.telemetry().queued(batch.bytes as i64);
         let queued = batch.bytes;
-        let write = async {
-            while let Some(message) = batch.messages.pop_front() {
-                let closing = matches!(message, Message::Close(_));
-                sink.feed(message).await?;
-                if closing {
-                    sink.flush().await?;
-                    return Ok::<bool, axum::Error>(true);
+        let outcome = {
+            let write = async {
+                while let Some(message) = batch.messages.pop_front() {
+                    let closing = matches!(message, Message::Close(_));
+                    sink.feed(message).await?;
+                    if closing {
+                        sink.flush().await?;
+                        return Ok::<bool, axum::Error>(true);
+                    }
+                }
+                sink.flush().await?;
+                Ok(false)
+            };
+            tokio::pin!(write);
+            // Most turns are written at once; only a turn that waits on a full socket is shown in
+            // the queued-bytes gauge, and only then is the client watched for falling behind.
+            match futures::poll!(&mut write) {
+                Poll::Ready(written) => Ok(written),
+                Poll::Pending => {
+                    state.telemetry().queued(queued as i64);
+                    let outcome = tokio::select! {
+                        biased;
+                        written = &mut write => Ok(written),
+                        step = std::future::poll_fn(|cx| shared.poll_interrupt(cx)) => Err(step),
+                    };
+                    state.telemetry().queued(-(queued as i64));
+                    outcome
                 }
             }
-            sink.flush().await?;
-            Ok(false)
         };
-        let outcome = tokio::select! {
-            biased;
-            written = write => Ok(written),
-            step = std::future::poll_fn(|cx| shared.poll_interrupt(cx)) => Err(step),
-        };
-        state.telemetry().queued(-(queued as i64));
         batch.bytes = 0;
         match outcome {
             Ok(Ok(false)) => {}
