@@ -10,7 +10,6 @@
 //! else and never holds more than that bound.
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -79,9 +78,10 @@ pub async fn upgrade(
         .read_buffer_size(512)
         .write_buffer_size(8 * 1024)
         .on_upgrade(move |socket| {
-            // Split and start the writer here, outside any future, and box the reader's future:
-            // a future keeps its arguments for its whole life, so an idle connection would
-            // otherwise carry the unsplit socket and axum's upgrade state beside its own.
+            // Split, start the writer, and run the reader in a task of its own, so that axum's
+            // upgrade task ends here and frees its state: a future keeps its arguments and its
+            // largest state for its whole life, and an idle connection should carry neither the
+            // unsplit socket nor the upgrade.
             let (sink, stream) = socket.split();
             let connection = Connection::new(state, principal);
             let writer = tokio::spawn(writer(
@@ -89,12 +89,11 @@ pub async fn upgrade(
                 Arc::clone(&connection.shared),
                 connection.state.clone(),
             ));
-            let run: Pin<Box<dyn Future<Output = ()> + Send>> =
-                Box::pin(tracker.track_future(async move {
-                    let _slot = slot;
-                    connection.run(stream, writer).await;
-                }));
-            run
+            tokio::spawn(tracker.track_future(async move {
+                let _slot = slot;
+                connection.run(stream, writer).await;
+            }));
+            std::future::ready(())
         })
 }
 
