@@ -30,20 +30,8 @@ BIN=$TARGET/release
 WORK=$(mktemp -d -t vigil-ws-bench.XXXXXX)
 OUT=${WS_BENCH_OUT:-$WORK/results.jsonl}
 : >"$OUT"
-SERVER_PID=""
-
-stop_server() {
-    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    SERVER_PID=""
-}
+# shellcheck source=benches/server_lib.sh
+source benches/server_lib.sh
 cleanup() {
     stop_server
     if [[ -z "${WS_BENCH_OUT:-}" ]]; then

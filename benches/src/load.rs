@@ -1,13 +1,49 @@
 //! What the load generators share: loopback TCP connections, a minimal HTTP/1.1 response reader,
 //! CPU and memory readings from `/proc`, and quantiles.
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpSocket, TcpStream};
+
+/// Runs a generator's `run` future on `threads` threads (1: a current-thread runtime, at most one
+/// core) and gives up after `timeout` seconds; past that bound plus 5 s the process exits (code
+/// 3) whatever it is doing, so a run is always bounded in time.
+pub fn run_bounded<T>(
+    name: &'static str,
+    threads: usize,
+    timeout: f64,
+    run: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let bound = Duration::from_secs_f64(timeout);
+    std::thread::spawn(move || {
+        std::thread::sleep(bound + Duration::from_secs(5));
+        eprintln!("{name}: hard time bound reached, exiting");
+        std::process::exit(3);
+    });
+    let runtime = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()?
+    };
+    let result = runtime.block_on(async {
+        tokio::time::timeout(bound, run)
+            .await
+            .map_err(|_| anyhow::anyhow!("timed out after {timeout} s"))?
+    });
+    // Connections still open are dropped with the runtime; do not wait for their tasks.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    result
+}
 
 /// Whether `ip` is a loopback address: the only kind the load generators connect to.
 pub fn is_loopback(ip: IpAddr) -> bool {

@@ -118,6 +118,17 @@ struct Outbox {
     end: Option<WriterEnd>,
 }
 
+impl Outbox {
+    /// What the writer does at once because the connection ended; `None` while it writes on.
+    fn stop_step(&self) -> Option<Step> {
+        match self.end {
+            Some(WriterEnd::Drop) => Some(Step::Stop),
+            Some(WriterEnd::TooSlow) => Some(Step::TooSlow),
+            Some(WriterEnd::Close) | None => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum WriterEnd {
     /// The socket is gone: stop at once.
@@ -164,10 +175,8 @@ impl Shared {
     fn poll_take(&self, cx: &mut Context<'_>, batch: &mut Batch, state: &AppState) -> Poll<Step> {
         self.waker.register(cx.waker());
         let mut out = self.outbox.lock();
-        match out.end {
-            Some(WriterEnd::Drop) => return Poll::Ready(Step::Stop),
-            Some(WriterEnd::TooSlow) => return Poll::Ready(Step::TooSlow),
-            Some(WriterEnd::Close) | None => {}
+        if let Some(step) = out.stop_step() {
+            return Poll::Ready(step);
         }
         while batch.messages.len() < BATCH {
             let Some(message) = out.frames.pop_front() else {
@@ -198,7 +207,7 @@ impl Shared {
                 };
                 match delivery {
                     Delivery::Event(event) => {
-                        let frame = event.prepared(|e| encode_event(e.json()));
+                        let frame = event_text(&event);
                         let len = frame.len();
                         batch.push(Message::Text(frame), len, Some(&event), state);
                     }
@@ -225,10 +234,8 @@ impl Shared {
     fn poll_interrupt(&self, cx: &mut Context<'_>) -> Poll<Step> {
         self.waker.register(cx.waker());
         let out = self.outbox.lock();
-        match out.end {
-            Some(WriterEnd::Drop) => return Poll::Ready(Step::Stop),
-            Some(WriterEnd::TooSlow) => return Poll::Ready(Step::TooSlow),
-            Some(WriterEnd::Close) | None => {}
+        if let Some(step) = out.stop_step() {
+            return Poll::Ready(step);
         }
         if out.bytes > self.cap {
             return Poll::Ready(Step::TooSlow);
@@ -298,6 +305,10 @@ impl Batch {
 
 /// `{"type":"event","event":…}` for one event; made once per event and shared by every
 /// connection that sends it.
+fn event_text(event: &event_bus::Event) -> Utf8Bytes {
+    event.prepared(|e| encode_event(e.json()))
+}
+
 fn encode_event(json: &bytes::Bytes) -> Utf8Bytes {
     let frame = event_frame(json);
     match String::from_utf8(frame) {
@@ -556,13 +567,9 @@ impl Connection {
 
     /// Queues a reply; `false` when the client is over its queue cap.
     fn send(&self, message: &ServerMessage<'_>) -> bool {
-        let text = message.to_text();
+        let message = text_message(message);
         let mut out = self.shared.outbox.lock();
-        let ok = queue(
-            &mut out,
-            Message::Text(Utf8Bytes::from(text)),
-            self.shared.cap,
-        );
+        let ok = queue(&mut out, message, self.shared.cap);
         drop(out);
         self.shared.waker.wake();
         ok
@@ -821,11 +828,6 @@ impl Connection {
         self.rooms.sort_unstable();
 
         let filter = self.filter_for(self.rooms.clone());
-        let options = |since| SubscribeOptions {
-            since,
-            queue_capacity: Some(WS_QUEUE_EVENTS),
-            queue_bytes: Some(self.shared.cap),
-        };
         // Under the outbox lock, so that the writer sees the replayed events and the new stream
         // together and in order.
         let mut out = self.shared.outbox.lock();
@@ -833,7 +835,7 @@ impl Connection {
         let started = match &old {
             // First subscription: the bus replays and goes live atomically.
             None => bus
-                .subscribe_with(filter, options(since))
+                .subscribe_with(filter, self.subscribe_options(since))
                 .map(|(replay, sub)| match replay {
                     Some(replay) => (replay.events, Some(replay.recovered), Vec::new(), sub),
                     None => (Vec::new(), None, Vec::new(), sub),
@@ -858,7 +860,7 @@ impl Connection {
                     _ => Ok((Vec::new(), None)),
                 };
                 replay.and_then(|(replayed, recovered)| {
-                    bus.subscribe_with(filter, options(Some(at)))
+                    bus.subscribe_with(filter, self.subscribe_options(Some(at)))
                         .map(|(cont, sub)| {
                             let cont = cont.map(|c| c.events).unwrap_or_default();
                             (replayed, recovered, cont, sub)
@@ -931,12 +933,7 @@ impl Connection {
         }
         let bus = self.state.bus().clone();
         let filter = self.filter_for(self.rooms.clone());
-        let options = SubscribeOptions {
-            since: Some(old.position()),
-            queue_capacity: Some(WS_QUEUE_EVENTS),
-            queue_bytes: Some(self.shared.cap),
-        };
-        match bus.subscribe_with(filter, options) {
+        match bus.subscribe_with(filter, self.subscribe_options(Some(old.position()))) {
             Ok((replay, subscription)) => {
                 drop(old);
                 out.subscription = Some(subscription);
@@ -994,6 +991,16 @@ impl Connection {
         }
     }
 
+    /// This connection's bus queue: bounded like its replies, so that a client that stops
+    /// reading is cut off after `outbound_queue_bytes`.
+    fn subscribe_options(&self, since: Option<Position>) -> SubscribeOptions {
+        SubscribeOptions {
+            since,
+            queue_capacity: Some(WS_QUEUE_EVENTS),
+            queue_bytes: Some(self.shared.cap),
+        }
+    }
+
     fn filter_for(&self, rooms: Vec<Room>) -> Filter {
         Filter {
             rooms,
@@ -1045,6 +1052,5 @@ fn queue(out: &mut Outbox, message: Message, cap: usize) -> bool {
 
 /// Queues a replayed event.
 fn queue_event(out: &mut Outbox, event: &event_bus::Event, cap: usize) -> bool {
-    let frame = event.prepared(|e| encode_event(e.json()));
-    queue(out, Message::Text(frame), cap)
+    queue(out, Message::Text(event_text(event)), cap)
 }

@@ -31,7 +31,7 @@ use tokio::io::{AsyncWriteExt as _, BufReader};
 use vigil_benches::geo::Rng;
 use vigil_benches::geo::dump::write_dump;
 use vigil_benches::load::{
-    CpuWindow, is_loopback, load_average, quantile_ms, read_response, tcp_connect,
+    CpuWindow, is_loopback, load_average, quantile_ms, read_response, run_bounded, tcp_connect,
 };
 
 #[derive(Debug, Parser)]
@@ -104,30 +104,14 @@ fn main() -> anyhow::Result<()> {
     }
     let cells = args.cells.as_ref().context("--cells FILE is needed")?;
     let bodies = build_bodies(cells, args.bodies, args.unknown_pct)?;
-    let timeout = Duration::from_secs_f64(args.timeout);
-    std::thread::spawn(move || {
-        std::thread::sleep(timeout + Duration::from_secs(5));
-        eprintln!("geolocate_load: hard time bound reached, exiting");
-        std::process::exit(3);
-    });
-    let runtime = if args.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()?
-    };
-    let report = runtime.block_on(async {
-        tokio::time::timeout(timeout, run(&args, bodies))
-            .await
-            .map_err(|_| anyhow::anyhow!("timed out after {} s", args.timeout))?
-    })?;
+    let report = run_bounded(
+        "geolocate_load",
+        args.threads,
+        args.timeout,
+        run(&args, bodies),
+    )?;
     println!("{}", report.summary(&args));
     println!("{}", report.json(&args));
-    runtime.shutdown_timeout(Duration::from_millis(200));
     Ok(())
 }
 

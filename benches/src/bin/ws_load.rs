@@ -47,7 +47,8 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use vigil_benches::load::{
-    CpuUse, CpuWindow, is_loopback, load_average, proc_rss, quantile_ms, read_response, tcp_connect,
+    CpuUse, CpuWindow, is_loopback, load_average, proc_rss, quantile_ms, read_response,
+    run_bounded, tcp_connect,
 };
 
 /// Which server protocol to speak.
@@ -167,31 +168,9 @@ fn main() -> anyhow::Result<()> {
     }
     let wanted = (args.clients as u64 + args.publishers as u64) * 2 + 256;
     rlimit::increase_nofile_limit(wanted).context("raising RLIMIT_NOFILE")?;
-    let timeout = Duration::from_secs_f64(args.timeout);
-    std::thread::spawn(move || {
-        std::thread::sleep(timeout + Duration::from_secs(5));
-        eprintln!("ws_load: hard time bound reached, exiting");
-        std::process::exit(3);
-    });
-    let runtime = if args.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()?
-    };
-    let report = runtime.block_on(async {
-        tokio::time::timeout(timeout, run(&args))
-            .await
-            .map_err(|_| anyhow::anyhow!("timed out after {} s", args.timeout))?
-    })?;
+    let report = run_bounded("ws_load", args.threads, args.timeout, run(&args))?;
     println!("{}", report.summary(&args));
     println!("{}", report.json(&args));
-    // Connections still open are dropped with the runtime; do not wait for their tasks.
-    runtime.shutdown_timeout(Duration::from_millis(200));
     Ok(())
 }
 
