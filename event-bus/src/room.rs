@@ -202,7 +202,8 @@ impl<'de> Deserialize<'de> for Access {
 /// | `publish` | operator and up, and agents | roles that may publish |
 ///
 /// [`RoomConfig::defaults`] gives the default rooms their rules: `admin` is admin-only both ways,
-/// and only operators and admins may publish to `chat`.
+/// only operators and admins may publish to `chat`, and no client publishes to `alerts` or
+/// `scans` (the server does, through [`crate::Bus`] directly).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomConfig {
     /// The room's name.
@@ -244,7 +245,9 @@ impl RoomConfig {
         self
     }
 
-    /// The default rooms, `monitoring`, `scans`, `alerts`, `chat` and `admin`, with their rules.
+    /// The default rooms, `monitoring`, `scans`, `alerts`, `chat` and `admin`, with their rules:
+    /// `admin` is admin-only, `chat` takes operators' messages, `alerts` and `scans` take none
+    /// from clients.
     pub fn defaults() -> Vec<RoomConfig> {
         DEFAULT_ROOMS
             .iter()
@@ -256,6 +259,9 @@ impl RoomConfig {
                         .subscribe(Access::at_least(Role::Admin))
                         .publish(Access::at_least(Role::Admin)),
                     "chat" => room.publish(Access::at_least(Role::Operator)),
+                    // Alerts and scan events come only from the server (validated results
+                    // and the orchestrator); no client may publish them.
+                    "alerts" | "scans" => room.publish(Access::NOBODY),
                     _ => room,
                 }
             })
@@ -298,7 +304,10 @@ mod tests {
         assert!(
             !find("chat").publish.allows(Role::Viewer) && !find("chat").publish.allows(Role::Agent)
         );
-        assert!(find("scans").publish.allows(Role::Agent));
+        for room in ["scans", "alerts"] {
+            assert_eq!(find(room).publish, Access::NOBODY, "{room}: server only");
+        }
+        assert!(find("monitoring").publish.allows(Role::Agent));
         assert!(find("monitoring").subscribe.allows(Role::Viewer));
         assert!(rooms.iter().all(|r| r.history == DEFAULT_HISTORY));
     }

@@ -3,7 +3,7 @@
 //!
 //! The wire protocol is the server's `/ws` protocol (JSON text frames tagged by `type`):
 //!
-//! 1. `{"type":"auth","token":…}` → `welcome`;
+//! 1. the upgrade carries `Authorization: Bearer <token>` → `welcome`;
 //! 2. `{"type":"register_agent","agent_id"?,"name","capabilities","max_concurrent"}` →
 //!    `registration_ack {agent_id, heartbeat_seconds}`;
 //! 3. the server sends `assign_task {task}` and `command {command, task_id?}`; the agent sends
@@ -366,6 +366,29 @@ impl Agent {
     }
 
     #[allow(clippy::too_many_arguments)]
+    /// The WebSocket upgrade request: the server URL, with the token in `Authorization`.
+    fn upgrade_request(
+        &self,
+    ) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = self
+            .config
+            .server
+            .as_str()
+            .into_client_request()
+            .map_err(|e| Error::Config(format!("server URL: {e}")))?;
+        let bearer = format!("Bearer {}", self.config.token)
+            .parse()
+            .map_err(|_| {
+                Error::Config("the token holds characters no HTTP header can carry".into())
+            })?;
+        request.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::header::AUTHORIZATION,
+            bearer,
+        );
+        Ok(request)
+    }
+
     async fn session(
         &self,
         shutdown: &CancellationToken,
@@ -380,7 +403,7 @@ impl Agent {
                 self.drain(running, cancels, outbox).await;
                 return Ok(SessionEnd::Stopped);
             }
-            c = tokio_tungstenite::connect_async(self.config.server.as_str()) => c,
+            c = tokio_tungstenite::connect_async(self.upgrade_request()?) => c,
         };
         let (ws, _) = match connect {
             Ok(pair) => pair,
@@ -394,15 +417,10 @@ impl Agent {
             }
             Err(err) => return Ok(SessionEnd::Lost(err.to_string())),
         };
+        // The token went with the upgrade (`Authorization: Bearer`): the server welcomes the
+        // agent without an `auth` message, and counts it apart from anonymous sockets.
         let (mut sink, mut stream) = ws.split();
         let text = |v: Value| Message::Text(v.to_string().into());
-        if sink
-            .send(text(json!({"type": "auth", "token": self.config.token})))
-            .await
-            .is_err()
-        {
-            return Ok(SessionEnd::Lost("send failed".into()));
-        }
         let mut heartbeat = tokio::time::interval(Duration::from_secs(10));
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut registered = false;

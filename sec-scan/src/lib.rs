@@ -86,7 +86,7 @@ pub use scope::{
     AddressClass, Limits, Resolver, Rule, ScanHost, ScanPlan, Scope, ScopeViolation, SystemResolver,
 };
 pub use signature::{Severity, Signature, SignatureSet, Threat};
-pub use target::{Net, PortList, Target};
+pub use target::{Net, PortList, Target, canonical};
 pub use task::{
     Executor, ExecutorConfig, ExecutorHandle, Priority, ScanResult, ScanTask, TaskKind, TaskOutput,
     TaskRunner, TaskStatus,

@@ -395,6 +395,20 @@ impl LocalRunner {
     }
 }
 
+/// Answers every name with a task's pinned addresses.
+struct PinnedResolver(Vec<std::net::IpAddr>);
+
+impl Resolver for PinnedResolver {
+    fn resolve<'a>(
+        &'a self,
+        _host: &'a str,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = std::io::Result<Vec<std::net::IpAddr>>> + Send + 'a>,
+    > {
+        Box::pin(std::future::ready(Ok(self.0.clone())))
+    }
+}
+
 /// The ports a task of `kind` scans when it names none: 443 and 8443 for TLS, the usual web ports
 /// for HTTP, the 100 most common otherwise.
 pub fn default_ports(kind: TaskKind) -> PortList {
@@ -421,10 +435,13 @@ impl TaskRunner for LocalRunner {
             Some(spec) => spec.parse()?,
             None => default_ports(task.kind),
         };
-        let plan = self
-            .scope
-            .plan(&targets, ports, self.resolver.as_ref())
-            .await?;
+        // Names resolve to the addresses the server pinned, when it pinned them.
+        let pinned = task.pinned_addresses().map(PinnedResolver);
+        let resolver: &dyn Resolver = match &pinned {
+            Some(pinned) => pinned,
+            None => self.resolver.as_ref(),
+        };
+        let plan = self.scope.plan(&targets, ports, resolver).await?;
         let pipeline = Pipeline::new(self.options_for(task.kind))?;
         let report = pipeline
             .run(&plan, &self.signatures, &cancel, |_| {})

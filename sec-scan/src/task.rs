@@ -18,11 +18,13 @@
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
@@ -163,7 +165,35 @@ impl ScanTask {
         self.retries = retries;
         self
     }
+
+    /// Pins the addresses a host-name target resolved to when the task was scheduled
+    /// (`parameters.addresses`): a runner connects to these and does not resolve the name
+    /// again, so the name cannot point somewhere else between the scope check and the scan
+    /// (DNS rebinding), and a result can be checked against them.
+    pub fn with_pinned_addresses(mut self, addrs: &[IpAddr]) -> Self {
+        let list = addrs
+            .iter()
+            .map(|a| serde_json::Value::String(a.to_string()))
+            .collect();
+        self.parameters
+            .insert(PINNED_ADDRESSES.to_owned(), serde_json::Value::Array(list));
+        self
+    }
+
+    /// The addresses pinned by [`ScanTask::with_pinned_addresses`], if any (entries that are
+    /// not addresses are skipped).
+    pub fn pinned_addresses(&self) -> Option<Vec<IpAddr>> {
+        let list = self.parameters.get(PINNED_ADDRESSES)?.as_array()?;
+        Some(
+            list.iter()
+                .filter_map(|v| v.as_str()?.parse().ok())
+                .collect(),
+        )
+    }
 }
+
+/// The `parameters` key of a task's pinned addresses.
+pub const PINNED_ADDRESSES: &str = "addresses";
 
 /// How a task ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -30,12 +30,35 @@ impl TaskRunner for Instant {
 
 type Peer = WebSocketStream<TcpStream>;
 
+/// The token travels in the upgrade request, never in a frame or the URL. (The signature is
+/// tungstenite's callback's, large error type included.)
+#[allow(clippy::result_large_err)]
+fn check(
+    request: &tokio_tungstenite::tungstenite::handshake::server::Request,
+    response: tokio_tungstenite::tungstenite::handshake::server::Response,
+) -> Result<
+    tokio_tungstenite::tungstenite::handshake::server::Response,
+    tokio_tungstenite::tungstenite::handshake::server::ErrorResponse,
+> {
+    assert_eq!(
+        request
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok()),
+        Some("Bearer vgl_agent")
+    );
+    assert_eq!(request.uri().query(), None);
+    Ok(response)
+}
+
 async fn accept(listener: &TcpListener) -> Peer {
     let (socket, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
         .await
         .expect("the agent connects")
         .unwrap();
-    tokio_tungstenite::accept_async(socket).await.unwrap()
+    tokio_tungstenite::accept_hdr_async(socket, check)
+        .await
+        .unwrap()
 }
 
 async fn next_json(peer: &mut Peer) -> Value {
@@ -57,11 +80,9 @@ async fn send(peer: &mut Peer, value: Value) {
         .unwrap();
 }
 
-/// Plays the server's side of authentication and registration; returns the hello.
+/// Plays the server's side of registration (the upgrade carried the token, so the server
+/// welcomes at once); returns the hello.
 async fn handshake(peer: &mut Peer, agent_id: &str) -> Value {
-    let auth = next_json(peer).await;
-    assert_eq!(auth["type"], "auth");
-    assert_eq!(auth["token"], "vgl_agent");
     send(peer, json!({"type": "welcome", "role": "agent", "epoch": "0000000000000001", "head": 0, "rooms": [], "max_message_bytes": 65536})).await;
     let hello = next_json(peer).await;
     assert_eq!(hello["type"], "register_agent");
@@ -274,7 +295,6 @@ async fn a_refused_token_is_a_clear_error_and_bad_configs_are_refused() {
     let agent = Agent::new(config(port, &dir.path().join("s")), Arc::new(Instant)).unwrap();
     let running = tokio::spawn(agent.run(CancellationToken::new()));
     let mut peer = accept(&listener).await;
-    next_json(&mut peer).await;
     peer.send(Message::Close(Some(
         tokio_tungstenite::tungstenite::protocol::CloseFrame {
             code: 4001u16.into(),

@@ -12,6 +12,7 @@ use std::sync::RwLock;
 use chrono::{DateTime, Utc};
 use event_bus::Role;
 use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::store::{SessionRecord, Store, TokenRecord};
@@ -34,6 +35,16 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// How the events this principal publishes are signed (their `source`): the token's label,
+    /// or `token:<id>` when it has none. Set by the server, never by the client.
+    pub fn source(&self) -> String {
+        if self.label.is_empty() {
+            format!("token:{}", self.token_id)
+        } else {
+            self.label.clone()
+        }
+    }
+
     /// Whether this principal is at least `role` on the viewer < operator < admin ladder (agents
     /// are on no ladder: only `Role::Agent` admits them).
     pub fn is_at_least(&self, role: Role) -> bool {
@@ -41,7 +52,43 @@ impl Principal {
     }
 }
 
+/// The room whose messages name their sender.
+pub const CHAT_ROOM: &str = "chat";
+
+/// A chat message names its sender in `data.user` (the seed dashboard shows that field): the
+/// server writes the sender it knows there, whatever the client sent, so nobody can speak as
+/// someone else. Data of other rooms is returned as it is; a chat message that is not an object
+/// becomes `{"message": data}`.
+pub fn signed_data(room: &str, data: serde_json::Value, source: &str) -> serde_json::Value {
+    if room != CHAT_ROOM {
+        return data;
+    }
+    let mut object = match data {
+        serde_json::Value::Object(object) => object,
+        serde_json::Value::Null => serde_json::Map::new(),
+        other => serde_json::Map::from_iter([("message".to_owned(), other)]),
+    };
+    object.insert(
+        "user".to_owned(),
+        serde_json::Value::String(source.to_owned()),
+    );
+    serde_json::Value::Object(object)
+}
+
+/// Sessions kept per token: opening one more ends the one that expires first. A token holder
+/// signing in again and again (or a script doing it) cannot grow the table without bound.
+pub const MAX_SESSIONS_PER_TOKEN: usize = 32;
+
 /// The live token and session tables, loaded from the store and written through to it.
+///
+/// Tokens are all held in memory (the table is small and made by admins). Sessions are looked
+/// up in the store the first time they are seen and kept in memory after, so a session or a
+/// token made by another process (`vigil token create`, another node) works at once: a hash
+/// that memory does not know is looked up in the store before it is refused.
+///
+/// Every connection opened with a token watches that token's [`Revocation`]: revoking the
+/// token (here, or in the store by another process, noticed by [`Auth::reload`]) fires it, and
+/// the connection closes.
 #[derive(Debug)]
 pub struct Auth {
     store: Store,
@@ -50,7 +97,12 @@ pub struct Auth {
     writes: std::sync::Mutex<()>,
     tokens: RwLock<HashMap<[u8; 32], Principal>>,
     sessions: RwLock<HashMap<[u8; 32], LiveSession>>,
+    /// One signal per live token that some connection watches; bounded by the live tokens.
+    revocations: std::sync::Mutex<HashMap<String, CancellationToken>>,
 }
+
+/// Fires when a token is revoked. Cheap to clone; see [`Auth::revocation`].
+pub type Revocation = CancellationToken;
 
 /// A session's principal and when it expires.
 type LiveSession = (Principal, DateTime<Utc>);
@@ -69,53 +121,77 @@ fn random_secret() -> Result<String> {
     Ok(hex(&bytes))
 }
 
+/// Whether `secret` has the shape of a token (`vgl_` and 64 lower-case hex digits): only such a
+/// string is worth a look in the store.
+fn well_formed_token(secret: &str) -> bool {
+    secret.strip_prefix(TOKEN_PREFIX).is_some_and(|hex| {
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// Whether `secret` has the shape of a session secret (64 lower-case hex digits).
+fn well_formed_session(secret: &str) -> bool {
+    secret.len() == 64
+        && secret
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn principal_of(record: &TokenRecord) -> Principal {
+    Principal {
+        role: record.role,
+        token_id: record.id.clone(),
+        label: record.label.clone(),
+    }
+}
+
 impl Auth {
-    /// Loads every live token and unexpired session from `store`.
+    /// Loads every live token from `store` (sessions are read when first presented).
     pub fn load(store: Store) -> Result<Auth> {
-        let records = store.tokens()?;
-        let live: HashMap<[u8; 32], Principal> = records
-            .iter()
-            .filter(|t| t.revoked.is_none())
-            .map(|t| {
-                let principal = Principal {
-                    role: t.role,
-                    token_id: t.id.clone(),
-                    label: t.label.clone(),
-                };
-                (t.hash, principal)
-            })
-            .collect();
-        let by_id: HashMap<&str, &Principal> =
-            live.values().map(|p| (p.token_id.as_str(), p)).collect();
-        let sessions = store
-            .sessions(Utc::now())?
-            .into_iter()
-            .filter_map(|s| {
-                by_id
-                    .get(s.token_id.as_str())
-                    .map(|p| (s.hash, ((*p).clone(), s.expires)))
-            })
-            .collect();
+        let tokens = Self::live_tokens(&store)?;
         Ok(Auth {
             writes: std::sync::Mutex::new(()),
-            tokens: RwLock::new(live),
-            sessions: RwLock::new(sessions),
+            tokens: RwLock::new(tokens),
+            sessions: RwLock::new(HashMap::new()),
+            revocations: std::sync::Mutex::new(HashMap::new()),
             store,
         })
     }
 
-    /// Re-reads tokens and sessions from the store, so changes made by another process (the
-    /// `vigil token` command) take effect.
+    fn live_tokens(store: &Store) -> Result<HashMap<[u8; 32], Principal>> {
+        Ok(store
+            .tokens()?
+            .iter()
+            .filter(|t| t.revoked.is_none())
+            .map(|t| (t.hash, principal_of(t)))
+            .collect())
+    }
+
+    /// Re-reads the token table, so that tokens revoked by another process (the `vigil token`
+    /// command) stop working and close their connections; forgets expired sessions. Tokens
+    /// minted elsewhere need no reload: they are found in the store when first presented.
     pub fn reload(&self) -> Result<()> {
         let _serial = self.writes.lock().unwrap_or_else(|p| p.into_inner());
-        let fresh = Auth::load(self.store.clone())?;
-        let tokens = fresh.tokens.into_inner().unwrap_or_else(|p| p.into_inner());
-        let sessions = fresh
-            .sessions
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner());
-        *write(&self.tokens) = tokens;
-        *write(&self.sessions) = sessions;
+        let fresh = Self::live_tokens(&self.store)?;
+        let live_ids: std::collections::HashSet<&str> =
+            fresh.values().map(|p| p.token_id.as_str()).collect();
+        let now = Utc::now();
+        write(&self.sessions)
+            .retain(|_, (p, expires)| *expires > now && live_ids.contains(p.token_id.as_str()));
+        let gone: Vec<String> = lock(&self.revocations)
+            .keys()
+            .filter(|id| !live_ids.contains(id.as_str()))
+            .cloned()
+            .collect();
+        drop(live_ids);
+        *write(&self.tokens) = fresh;
+        for id in gone {
+            self.fire(&id);
+        }
+        self.store.delete_expired_sessions(now)?;
         Ok(())
     }
 
@@ -138,16 +214,12 @@ impl Auth {
             revoked: None,
         };
         self.store.insert_token(&record)?;
-        let principal = Principal {
-            role,
-            token_id: record.id.clone(),
-            label: record.label.clone(),
-        };
-        write(&self.tokens).insert(hash, principal);
+        write(&self.tokens).insert(hash, principal_of(&record));
         Ok((record, secret))
     }
 
-    /// Revokes the token with this id and ends its sessions.
+    /// Revokes the token with this id, ends its sessions, and closes every connection opened
+    /// with it (their [`Revocation`] fires).
     pub fn revoke(&self, id: &str) -> Result<()> {
         let _serial = self.writes.lock().unwrap_or_else(|p| p.into_inner());
         if !self.store.revoke_token(id, Utc::now())? {
@@ -155,7 +227,31 @@ impl Auth {
         }
         write(&self.tokens).retain(|_, p| p.token_id != id);
         write(&self.sessions).retain(|_, (p, _)| p.token_id != id);
+        self.fire(id);
         Ok(())
+    }
+
+    fn fire(&self, token_id: &str) {
+        if let Some(signal) = lock(&self.revocations).remove(token_id) {
+            signal.cancel();
+        }
+    }
+
+    /// The signal that fires when `principal`'s token is revoked; already fired when it is not
+    /// live now. A connection takes it once it knows who is on the other end.
+    pub fn revocation(&self, principal: &Principal) -> Revocation {
+        let live = read(&self.tokens)
+            .values()
+            .any(|p| p.token_id == principal.token_id);
+        if !live {
+            let fired = CancellationToken::new();
+            fired.cancel();
+            return fired;
+        }
+        lock(&self.revocations)
+            .entry(principal.token_id.clone())
+            .or_default()
+            .clone()
     }
 
     /// Every token (never the secrets).
@@ -163,15 +259,34 @@ impl Auth {
         self.store.tokens()
     }
 
-    /// Who holds this token, if it is live.
+    /// Who holds this token, if it is live. A token this process has not seen (minted by
+    /// another process a moment ago) is looked up in the store.
     pub fn verify_token(&self, secret: &str) -> Option<Principal> {
-        if !secret.starts_with(TOKEN_PREFIX) {
+        if !well_formed_token(secret) {
             return None;
         }
-        read(&self.tokens).get(&sha256(secret)).cloned()
+        let hash = sha256(secret);
+        if let Some(principal) = read(&self.tokens).get(&hash) {
+            return Some(principal.clone());
+        }
+        let _serial = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        let record = match self.store.token_by_hash(&hash) {
+            Ok(record) => record?,
+            Err(err) => {
+                tracing::warn!(error = %err, "looking a token up failed");
+                return None;
+            }
+        };
+        if record.revoked.is_some() {
+            return None;
+        }
+        let principal = principal_of(&record);
+        write(&self.tokens).insert(hash, principal.clone());
+        Some(principal)
     }
 
-    /// Opens a session for `principal`; returns the cookie secret.
+    /// Opens a session for `principal`; returns the cookie secret. A token keeps at most
+    /// [`MAX_SESSIONS_PER_TOKEN`] sessions: the one that expires first makes room.
     pub fn create_session(
         &self,
         principal: &Principal,
@@ -187,16 +302,42 @@ impl Auth {
             token_id: principal.token_id.clone(),
             expires,
         })?;
-        write(&self.sessions).insert(hash, (principal.clone(), expires));
+        let ended = self
+            .store
+            .trim_sessions(&principal.token_id, MAX_SESSIONS_PER_TOKEN)?;
+        let mut sessions = write(&self.sessions);
+        for old in &ended {
+            sessions.remove(old);
+        }
+        sessions.insert(hash, (principal.clone(), expires));
         Ok(secret)
     }
 
-    /// Who this session cookie belongs to, if it is live.
+    /// Who this session cookie belongs to, if it is live. A session this process has not seen
+    /// is looked up in the store.
     pub fn verify_session(&self, secret: &str) -> Option<Principal> {
+        if !well_formed_session(secret) {
+            return None;
+        }
         let hash = sha256(secret);
-        let sessions = read(&self.sessions);
-        let (principal, expires) = sessions.get(&hash)?;
-        (*expires > Utc::now()).then(|| principal.clone())
+        let now = Utc::now();
+        if let Some((principal, expires)) = read(&self.sessions).get(&hash) {
+            return (*expires > now).then(|| principal.clone());
+        }
+        let _serial = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        let record = match self.store.session_by_hash(&hash, now) {
+            Ok(record) => record?,
+            Err(err) => {
+                tracing::warn!(error = %err, "looking a session up failed");
+                return None;
+            }
+        };
+        let principal = read(&self.tokens)
+            .values()
+            .find(|p| p.token_id == record.token_id)
+            .cloned()?;
+        write(&self.sessions).insert(hash, (principal.clone(), record.expires));
+        Some(principal)
     }
 
     /// Ends a session.
@@ -215,6 +356,10 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|p| p.into_inner())
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

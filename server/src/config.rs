@@ -16,7 +16,8 @@ use crate::error::{Error, Result};
 /// | `rooms` | `monitoring`, `scans`, `alerts`, `chat`, `admin` | the event rooms and their rules |
 /// | `max_message_bytes` | 64 KiB | largest WebSocket message accepted |
 /// | `max_body_bytes` | 1 MiB | largest HTTP request body accepted |
-/// | `max_connections` | 10 000 | WebSocket connections at once |
+/// | `max_connections` | 10 000 | authenticated WebSocket and Socket.IO connections at once |
+/// | `max_unauthenticated`, `max_unauthenticated_per_source` | 1 024, 64 | sockets waiting to authenticate, in all and per source address (IPv6: per /64), counted apart from `max_connections`, for `/ws` and Engine.IO each; a client with a session cookie or `Authorization: Bearer` on the upgrade is never counted (the `admission` module's docs) |
 /// | `messages_per_second`, `message_burst` | 20, 50 | inbound WebSocket messages per connection |
 /// | `outbound_queue_bytes` | 1 MiB | bytes of events (and replies) waiting for one client beyond what its socket holds before it is closed as too slow (4008) |
 /// | `auth_timeout` | 10 s | how long a socket may stay unauthenticated |
@@ -29,6 +30,7 @@ use crate::error::{Error, Result};
 /// | `local_agent` | on, 4 tasks at once | the in-process scanning agent |
 /// | `demo` | false | `vigil serve --demo`: deliberately weak services on 127.0.0.1, scans of them, simulated activity labelled `demo`; adds `127.0.0.1` to the scope |
 /// | `agent_lease` | 30 s | how long a remote agent keeps its tasks without a heartbeat |
+/// | `max_agents_per_token`, `max_agents` | 256, 10 000 | agent ids one token, and the server, may hold; past either, the agent offline the longest is forgotten (an id belongs to the token that registered it) |
 /// | `imagery` | no keys | provider keys and endpoints for Street View and open imagery ([`crate::ImageryConfig`]) |
 /// | `geo` | offline only, 10 online lookups per request | WiGLE/OpenCellID keys and limits for the geolocation endpoints ([`crate::GeoConfig`]); the offline database is `<data_dir>/geodb` |
 #[derive(Debug, Clone)]
@@ -43,8 +45,12 @@ pub struct ServerConfig {
     pub max_message_bytes: usize,
     /// Largest HTTP request body accepted, in bytes.
     pub max_body_bytes: usize,
-    /// WebSocket connections at once.
+    /// Authenticated WebSocket and Socket.IO connections at once.
     pub max_connections: usize,
+    /// Sockets waiting to authenticate (`/ws` before `auth`, Engine.IO before `CONNECT`), each.
+    pub max_unauthenticated: usize,
+    /// Of those, from one source address (IPv6: one /64).
+    pub max_unauthenticated_per_source: usize,
     /// Sustained inbound WebSocket messages per second per connection.
     pub messages_per_second: u32,
     /// Inbound WebSocket messages allowed in a burst.
@@ -77,6 +83,10 @@ pub struct ServerConfig {
     pub demo: bool,
     /// How long a remote agent keeps its tasks without a heartbeat.
     pub agent_lease: Duration,
+    /// Agent ids one token may hold.
+    pub max_agents_per_token: usize,
+    /// Agent ids the server holds.
+    pub max_agents: usize,
 }
 
 impl Default for ServerConfig {
@@ -88,6 +98,8 @@ impl Default for ServerConfig {
             max_message_bytes: 64 * 1024,
             max_body_bytes: 1024 * 1024,
             max_connections: 10_000,
+            max_unauthenticated: 1024,
+            max_unauthenticated_per_source: 64,
             messages_per_second: 20,
             message_burst: 50,
             outbound_queue_bytes: 1024 * 1024,
@@ -103,6 +115,8 @@ impl Default for ServerConfig {
             local_agent: Some(4),
             demo: false,
             agent_lease: Duration::from_secs(30),
+            max_agents_per_token: 256,
+            max_agents: 10_000,
         }
     }
 }
@@ -128,6 +142,14 @@ impl ServerConfig {
         }
         if self.max_connections == 0 {
             return bad("max_connections must be at least 1");
+        }
+        if self.max_unauthenticated == 0 || self.max_unauthenticated_per_source == 0 {
+            return bad(
+                "max_unauthenticated and max_unauthenticated_per_source must be at least 1",
+            );
+        }
+        if self.max_agents_per_token == 0 || self.max_agents < self.max_agents_per_token {
+            return bad("max_agents_per_token must be at least 1 and at most max_agents");
         }
         if self.messages_per_second == 0 || self.message_burst == 0 {
             return bad("messages_per_second and message_burst must be at least 1");

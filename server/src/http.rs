@@ -413,13 +413,18 @@ pub async fn publish_event(
             room.name
         )));
     }
-    let source = if principal.label.is_empty() {
-        format!("token:{}", principal.token_id)
+    let source = principal.source();
+    let data = if draft.room.as_str() == crate::auth::CHAT_ROOM {
+        let data: Value = serde_json::from_str(draft.data.get())
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let signed = crate::auth::signed_data(draft.room.as_str(), data, &source);
+        serde_json::value::to_raw_value(&signed).map_err(|e| ApiError::internal(&e))?
     } else {
-        principal.label.clone()
+        draft.data
     };
     let event = state.bus().publish_draft(EventDraft {
         source: Some(source),
+        data,
         ..draft
     })?;
     Ok((

@@ -39,16 +39,29 @@
 //! # Security defaults
 //!
 //! - Every caller authenticates: `Authorization: Bearer vgl_…`, a session cookie, or an `auth`
-//!   message on `/ws`. A token in a query string (`?token=`) is refused everywhere; the one
+//!   message on `/ws` (whose upgrade also takes the first two). A token minted by another
+//!   process (`vigil token create`) works at once: an unknown token is looked up in the
+//!   database before it is refused. Revoking a token closes every `/ws` and Socket.IO
+//!   connection it opened within two seconds (4001 `revoked`), ends its sessions, and sends an
+//!   agent's running tasks back to the queue. A token in a query string (`?token=`) is refused everywhere; the one
 //!   exception is `?key=` on `/v1/geolocate` and `/v2/geosubmit`, because Ichnaea clients (microG,
 //!   NeoStumbler) can only put their API key in the URL. The server never logs query strings.
 //! - Tokens carry a role: `viewer` < `operator` < `admin`, and `agent`. Rooms say which roles may
 //!   subscribe and publish: `admin` is admin-only; only operators and admins publish to `chat`.
 //! - Browser requests must come from the server's own origin or a configured one.
-//! - Bodies and WebSocket messages are capped (1 MiB, 64 KiB); inbound WebSocket messages are
-//!   rate limited (close 4029); each client has a bounded outbound queue and is closed with 4008
-//!   when it stops reading, so it never slows anyone else; unauthenticated sockets are closed
-//!   after 10 s (4001).
+//! - Bodies and WebSocket messages are capped (1 MiB, 64 KiB); every inbound WebSocket frame
+//!   (text, binary, ping) counts against the rate limit, before and after `auth` (close 4029);
+//!   each client has a bounded outbound queue and is closed with 4008 when it stops reading, so
+//!   it never slows anyone else; unauthenticated sockets are closed after 10 s (4001).
+//! - Sockets that have not authenticated wait in a budget of their own (1 024, 64 per source
+//!   address), apart from the 10 000 connection slots; a client with credentials on the upgrade
+//!   is never counted, and one that authenticates with its first message still gets in (the
+//!   oldest anonymous socket is closed with 4001 to make room). See `ServerConfig`.
+//! - An agent id belongs to the token that registered it; a result is accepted only from the
+//!   agent holding the task, and only when every finding and threat is on the task's target
+//!   (for a host name, an address the server resolved and pinned when it scheduled the task).
+//!   No client publishes to `alerts` or `scans`: alerts come only from validated results. A
+//!   chat message's sender (`source`, and `data.user`) is the token's label, set by the server.
 //! - Responses carry `Content-Security-Policy: default-src 'self'` plus exactly the configured
 //!   tile, imagery, CDN and embed hosts (no `unsafe-inline`), `X-Content-Type-Options`,
 //!   `Referrer-Policy: no-referrer` and `X-Frame-Options: DENY`.
@@ -59,7 +72,7 @@
 //!
 //! | client sends | fields | answer |
 //! |---|---|---|
-//! | `auth` | `token` | `welcome`, or close 4001 |
+//! | `auth` | `token` (not needed when the upgrade carried `Authorization: Bearer` or the session cookie: `welcome` comes at once) | `welcome`, or close 4001 |
 //! | `subscribe` | `rooms`, optional `kinds`, `min_severity`, `since {epoch, seq}`, `id` | replayed `event`s and `recovered` when `since` was given, then `ack` |
 //! | `unsubscribe` | `rooms`, `id` | `ack` |
 //! | `publish` | `kind`, `room`, optional `severity`, `data`, `id` | `ack` with the event's `seq` |
@@ -91,8 +104,9 @@
 //! disconnects or goes silent past its lease, its tasks go back to the queue until their retries
 //! are spent. A result is accepted only from the agent holding the task.
 //!
-//! Close codes: 1001 shutting down, 1009 message too big, 4001 unauthenticated, 4008 too slow,
-//! 4029 rate limited.
+//! Close codes: 1001 shutting down, 1009 message too big, 1013 no connection slot free (try
+//! again later), 4001 unauthenticated (reason `revoked` when the token was revoked), 4008 too
+//! slow, 4029 rate limited.
 //!
 //! An example session (`>` client, `<` server):
 //!
@@ -140,6 +154,7 @@
 //! # Ok(()) }
 //! ```
 
+mod admission;
 pub mod auth;
 mod config;
 mod dashboard;
@@ -316,7 +331,9 @@ pub async fn serve(
             tracing::debug!(error = %err, "TCP_NODELAY could not be set");
         }
     });
-    let served = axum::serve(listener, app(state.clone()))
+    // The peer address feeds the per-source budget of unauthenticated sockets.
+    let service = app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: draining connections");

@@ -38,7 +38,13 @@ pub async fn run(
         .to_vec(),
         max_concurrent: Some(concurrency),
     };
-    let id = orchestrator.register(hello, tx, true);
+    let id = match orchestrator.register(hello, crate::orchestrator::SERVER_OWNER, tx, true) {
+        Ok(id) => id,
+        Err(err) => {
+            tracing::error!(error = %err, "the in-process agent could not register");
+            return;
+        }
+    };
     let mut running: JoinSet<()> = JoinSet::new();
     let mut cancels: HashMap<String, CancellationToken> = HashMap::new();
     let mut beat = tokio::time::interval(Duration::from_secs(5));

@@ -162,6 +162,8 @@ pub enum ResultRefused {
     NotYours,
     /// The result does not describe the task it names.
     Mismatch(&'static str),
+    /// A finding or threat is about a host or an address that is not the task's target.
+    OffTarget(String),
     /// Storing failed; the agent should send it again later.
     Storage(String),
 }
@@ -172,7 +174,7 @@ impl ResultRefused {
         match self {
             ResultRefused::UnknownTask => "unknown_task",
             ResultRefused::NotYours => "not_your_task",
-            ResultRefused::Mismatch(_) => "bad_result",
+            ResultRefused::Mismatch(_) | ResultRefused::OffTarget(_) => "bad_result",
             ResultRefused::Storage(_) => "storage_failed",
         }
     }
@@ -186,12 +188,53 @@ impl std::fmt::Display for ResultRefused {
             ResultRefused::Mismatch(what) => {
                 write!(f, "the result's {what} does not match its task")
             }
+            ResultRefused::OffTarget(what) => write!(
+                f,
+                "{what} is not on the task's target; results may only describe the target the server assigned"
+            ),
             ResultRefused::Storage(e) => {
                 write!(f, "the result could not be stored ({e}); send it again")
             }
         }
     }
 }
+
+/// Why an agent could not register.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentRefused {
+    /// The agent id belongs to another token.
+    NotYours(String),
+    /// The token (or the server) has as many agents as allowed, all of them online or busy.
+    TooMany(&'static str, usize),
+}
+
+impl AgentRefused {
+    /// A stable code for the wire.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AgentRefused::NotYours(_) => "agent_id_taken",
+            AgentRefused::TooMany(..) => "too_many_agents",
+        }
+    }
+}
+
+impl std::fmt::Display for AgentRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AgentRefused::NotYours(id) => write!(
+                f,
+                "agent id {id:?} belongs to another token; register without agent_id, or with an id of your own"
+            ),
+            AgentRefused::TooMany(what, limit) => write!(
+                f,
+                "{what} already has {limit} agents online or busy; none can be forgotten to make room"
+            ),
+        }
+    }
+}
+
+/// The owner of the in-process agent's id: no token can take it.
+pub const SERVER_OWNER: &str = "server";
 
 /// Orchestrator settings.
 #[derive(Debug, Clone)]
@@ -200,6 +243,10 @@ pub struct OrchestratorConfig {
     pub lease: Duration,
     /// Most targets in one scan request.
     pub max_targets: usize,
+    /// Agent ids one token may hold; past it, its agent offline the longest is forgotten.
+    pub max_agents_per_token: usize,
+    /// Agent ids the server holds; past it, the agent offline the longest is forgotten.
+    pub max_agents: usize,
 }
 
 impl Default for OrchestratorConfig {
@@ -207,6 +254,8 @@ impl Default for OrchestratorConfig {
         OrchestratorConfig {
             lease: Duration::from_secs(30),
             max_targets: 256,
+            max_agents_per_token: 256,
+            max_agents: 10_000,
         }
     }
 }
@@ -257,6 +306,8 @@ struct Inner {
     queue: BinaryHeap<(u8, Reverse<u64>, String)>,
     enqueued: u64,
     agents: BTreeMap<String, AgentState>,
+    /// Which token each agent id belongs to (kept in the store, so a restart changes nothing).
+    owners: HashMap<String, String>,
 }
 
 /// The scan orchestrator. Cheap to share behind an `Arc`.
@@ -308,6 +359,63 @@ fn status_name(status: TaskStatus) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_else(|| "failed".into())
+}
+
+/// Refuses a result with a finding or a threat about anything but the task's target: its
+/// address must be one the target covers (for a host name, one the server resolved and pinned
+/// when it scheduled the task), and its host the target as written or that address.
+fn check_on_target(task: &ScanTask, result: &ScanResult) -> Result<(), ResultRefused> {
+    let target: Option<Target> = task.target.parse().ok();
+    let pinned = task.pinned_addresses();
+    let addr_ok = |addr: std::net::IpAddr| {
+        let addr = sec_scan::canonical(addr);
+        match &target {
+            Some(Target::Ip(ip)) => *ip == addr,
+            Some(Target::Net(net)) => net.contains(addr),
+            Some(Target::Range { start, end }) => in_range(addr, *start, *end),
+            // A task scheduled before addresses were pinned can only be checked by name.
+            Some(Target::Host(_)) => pinned
+                .as_ref()
+                .is_none_or(|list| list.iter().any(|p| sec_scan::canonical(*p) == addr)),
+            None => false,
+        }
+    };
+    let host_ok = |host: &str, addr: std::net::IpAddr| {
+        host.eq_ignore_ascii_case(&task.target)
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|h| sec_scan::canonical(h) == sec_scan::canonical(addr))
+    };
+    let facts = result
+        .findings
+        .iter()
+        .map(|f| (f.host.as_str(), f.addr, "a finding"))
+        .chain(
+            result
+                .threats
+                .iter()
+                .map(|t| (t.host.as_str(), t.addr, "a threat")),
+        );
+    for (host, addr, what) in facts {
+        if !addr_ok(addr) {
+            return Err(ResultRefused::OffTarget(format!("{what}'s address {addr}")));
+        }
+        if !host_ok(host, addr) {
+            let host: String = host.chars().take(100).collect();
+            return Err(ResultRefused::OffTarget(format!("{what}'s host {host:?}")));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `addr` lies in the inclusive range `start..=end` (same family).
+fn in_range(addr: std::net::IpAddr, start: std::net::IpAddr, end: std::net::IpAddr) -> bool {
+    use std::net::IpAddr::{V4, V6};
+    match (addr, start, end) {
+        (V4(a), V4(s), V4(e)) => (u32::from(s)..=u32::from(e)).contains(&u32::from(a)),
+        (V6(a), V6(s), V6(e)) => (u128::from(s)..=u128::from(e)).contains(&u128::from(a)),
+        _ => false,
+    }
 }
 
 fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -375,6 +483,11 @@ impl Orchestrator {
                 },
             );
         }
+        inner.owners = store.agent_owners()?.into_iter().collect();
+        inner.owners.insert(
+            crate::local_agent::LOCAL_AGENT_ID.to_owned(),
+            SERVER_OWNER.to_owned(),
+        );
         let finished: Vec<String> = inner
             .scans
             .iter()
@@ -470,12 +583,14 @@ impl Orchestrator {
                 "this server may scan nothing: start it with --scope CIDR|HOST for the hosts you are authorised to test",
             ));
         };
+        // The addresses each host name resolved to, pinned in its tasks.
+        let mut pinned: HashMap<&str, Vec<std::net::IpAddr>> = HashMap::new();
         for text in &request.targets {
             let target: Target = text
                 .parse()
                 .map_err(|e| bad("bad_target", format!("{text}: {e}")))?;
             // Resolves names once and checks every address; no packet is sent.
-            scope
+            let plan = scope
                 .plan(
                     std::slice::from_ref(&target),
                     ports_for_check.clone(),
@@ -483,6 +598,9 @@ impl Orchestrator {
                 )
                 .await
                 .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, "out_of_scope", e.to_string()))?;
+            if matches!(target, Target::Host(_)) {
+                pinned.insert(text, plan.hosts().iter().map(|h| h.addr).collect());
+            }
         }
 
         let scan_id = uuid::Uuid::new_v4().to_string();
@@ -496,6 +614,9 @@ impl Orchestrator {
                 task.scan_id = scan_id.clone();
                 if let Some(ports) = &request.ports {
                     task = task.with_ports(ports.clone());
+                }
+                if let Some(addrs) = pinned.get(target.as_str()) {
+                    task = task.with_pinned_addresses(addrs);
                 }
                 tasks.push(task);
             }
@@ -582,13 +703,18 @@ impl Orchestrator {
         })
     }
 
-    /// Registers an agent; returns its id. `link` carries its orders.
+    /// Registers an agent for the token `owner`; returns its id. `link` carries its orders.
+    ///
+    /// An agent id belongs to the token that registered it first: another token asking for it
+    /// is refused. Each token holds at most `max_agents_per_token` ids and the server at most
+    /// `max_agents`; past either, the agent offline the longest (with no task) is forgotten.
     pub fn register(
         &self,
         hello: AgentHello,
+        owner: &str,
         link: mpsc::UnboundedSender<AgentOrder>,
         local: bool,
-    ) -> String {
+    ) -> Result<String, AgentRefused> {
         let capabilities: Vec<TaskKind> = {
             let mut kinds: Vec<TaskKind> = hello
                 .capabilities
@@ -606,19 +732,33 @@ impl Orchestrator {
         let mut inner = self.inner.lock();
         let wanted = hello
             .agent_id
-            .filter(|id| !id.is_empty() && id.len() <= 128)
-            .filter(|id| inner.agents.get(id).is_none_or(|a| a.link.is_none()));
+            .filter(|id| !id.is_empty() && id.len() <= 128 && !id.chars().any(char::is_control));
+        if let Some(id) = &wanted
+            && inner.owners.get(id).is_some_and(|o| o != owner)
+        {
+            return Err(AgentRefused::NotYours(id.clone()));
+        }
+        // An id of this token still connected (the old connection is not gone yet) gets a fresh
+        // id, as before.
+        let wanted = wanted.filter(|id| inner.agents.get(id).is_none_or(|a| a.link.is_none()));
         let id = wanted.unwrap_or_else(|| {
             format!("agent-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
         });
+        let new = !inner.owners.contains_key(&id);
+        if new {
+            self.make_room(&mut inner, owner)?;
+            inner.owners.insert(id.clone(), owner.to_owned());
+            self.persist_owner(&id, owner);
+        }
         let name = hello
             .name
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| id.clone())
             .chars()
+            .filter(|c| !c.is_control())
             .take(128)
             .collect();
-        let new = !inner.agents.contains_key(&id);
+        let new = new || !inner.agents.contains_key(&id);
         inner.agents.insert(
             id.clone(),
             AgentState {
@@ -643,7 +783,76 @@ impl Orchestrator {
         }
         self.publish("agent_online", "monitoring", Severity::Success, data);
         self.dispatch(&mut inner);
-        id
+        Ok(id)
+    }
+
+    /// Frees an agent id for a new one of `owner`, when the token or the server is at its
+    /// bound: the id offline the longest with no task is forgotten.
+    fn make_room(&self, inner: &mut Inner, owner: &str) -> Result<(), AgentRefused> {
+        let held = inner.owners.values().filter(|o| *o == owner).count();
+        if held >= self.config.max_agents_per_token {
+            self.forget_idle(inner, Some(owner))
+                .ok_or(AgentRefused::TooMany(
+                    "this token",
+                    self.config.max_agents_per_token,
+                ))?;
+        }
+        if inner.owners.len() >= self.config.max_agents {
+            self.forget_idle(inner, None)
+                .ok_or(AgentRefused::TooMany("the server", self.config.max_agents))?;
+        }
+        Ok(())
+    }
+
+    /// Forgets the agent (of `owner`, when given) offline the longest with no task; ids that
+    /// are only in the owner table (from before a restart) go first.
+    fn forget_idle(&self, inner: &mut Inner, owner: Option<&str>) -> Option<String> {
+        let holding: HashSet<&str> = inner
+            .tasks
+            .values()
+            .filter(|t| !matches!(t.phase, Phase::Done(_)))
+            .filter_map(|t| t.last_agent.as_deref())
+            .collect();
+        let victim = inner
+            .owners
+            .iter()
+            .filter(|(_, o)| owner.is_none_or(|w| w == o.as_str()) && o.as_str() != SERVER_OWNER)
+            .filter(|(id, _)| !holding.contains(id.as_str()))
+            .filter_map(|(id, _)| match inner.agents.get(id) {
+                None => Some((None, id)),
+                Some(a) if a.link.is_none() && a.running.is_empty() => {
+                    Some((Some(a.last_seen), id))
+                }
+                Some(_) => None,
+            })
+            .min()
+            .map(|(_, id)| id.clone())?;
+        inner.owners.remove(&victim);
+        inner.agents.remove(&victim);
+        let store = self.store.clone();
+        let id = victim.clone();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            drop(handle.spawn_blocking(move || {
+                if let Err(err) = store.delete_agent_owner(&id) {
+                    tracing::warn!(error = %err, agent = %id, "forgetting an agent failed");
+                }
+            }));
+        }
+        Some(victim)
+    }
+
+    fn persist_owner(&self, id: &str, owner: &str) {
+        let store = self.store.clone();
+        let (id, owner) = (id.to_owned(), owner.to_owned());
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            drop(handle.spawn_blocking(move || {
+                if let Err(err) = store.insert_agent_owner(&id, &owner) {
+                    tracing::warn!(error = %err, agent = %id, "recording an agent's owner failed");
+                }
+            }));
+        } else if let Err(err) = self.store.insert_agent_owner(&id, &owner) {
+            tracing::warn!(error = %err, agent = %id, "recording an agent's owner failed");
+        }
     }
 
     /// Renews an agent's lease.
@@ -716,6 +925,7 @@ impl Orchestrator {
             if result.kind != task.task.kind {
                 return Err(ResultRefused::Mismatch("kind"));
             }
+            check_on_target(&task.task, &result)?;
             // The task's own target is authoritative, whatever the agent wrote.
             result.target = task.task.target.clone();
             result.agent_id = agent_id.to_owned();

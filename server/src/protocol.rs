@@ -239,6 +239,8 @@ pub mod close {
     pub const TOO_SLOW: u16 = 4008;
     /// The client sent too many messages.
     pub const RATE_LIMITED: u16 = 4029;
+    /// The server has no connection slot free (RFC 6455 "Try Again Later").
+    pub const TRY_AGAIN_LATER: u16 = 1013;
 }
 
 #[cfg(test)]

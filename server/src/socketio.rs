@@ -3,9 +3,15 @@
 //!
 //! # Connecting
 //!
-//! The token goes in the Socket.IO `auth` payload, `{"token": "vgl_…"}`, and nowhere else: a
-//! connection without a valid one gets `CONNECT_ERROR` (`{"message": "unauthenticated: …"}`); a
-//! token in the query string is refused with HTTP 400 before Socket.IO sees the request. The
+//! The token goes in the Socket.IO `auth` payload, `{"token": "vgl_…"}`, or in an
+//! `Authorization: Bearer vgl_…` header on the Engine.IO handshake (python-socketio:
+//! `connect(url, headers={"Authorization": "Bearer …"})`); a connection without a valid one gets
+//! `CONNECT_ERROR` (`{"message": "unauthenticated: …"}`); a token in the query string is refused
+//! with HTTP 400 before Socket.IO sees the request. An Engine.IO session opened without the
+//! header waits in the unauthenticated budget until its `CONNECT` (`max_unauthenticated`, per
+//! source `max_unauthenticated_per_source`); when that is full, such a handshake gets HTTP 503
+//! `too_many_unauthenticated` — one with the header is never refused for it. Revoking the token
+//! emits `error` `{code: "revoked"}` and disconnects the socket. The
 //! browser `Origin` must be the server's own or a configured one (socketioxide has no Origin
 //! check: [`service`] wraps it with the one `/ws` uses, so a foreign origin gets HTTP 403 on the
 //! polling handshake and on the WebSocket upgrade alike; an allowed one gets
@@ -74,8 +80,8 @@
 //! # Limits
 //!
 //! Engine.IO messages are capped at `max_message_bytes` on both transports (WebSocket message and
-//! frame size, polling payload, binary attachments); inbound events are rate limited like `/ws`
-//! (the socket is disconnected past the burst); Socket.IO connections count against
+//! frame size, polling payload, binary attachments); inbound events, those no handler takes
+//! included, are rate limited like `/ws` (the socket is disconnected past the burst); Socket.IO connections count against
 //! `max_connections`; a socket that has not joined the namespace within `auth_timeout` is closed.
 //! Each socket's outbound queue is socketioxide's bounded channel (in packets, not bytes); when it
 //! is full the socket is marked too slow, gets nothing more, and is disconnected — at once when a
@@ -102,13 +108,15 @@ use event_bus::{
 use futures::StreamExt;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use socketioxide::extract::{AckSender, SocketRef, TryData};
+use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::{ParserConfig, SendError, SocketError, SocketIo};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::auth::Principal;
-use crate::http::check_origin;
+use crate::admission::{Peer, Ticket};
+use crate::auth::{Principal, Revocation};
+use crate::error::ApiError;
+use crate::http::{check_origin, session_principal};
 use crate::limit::RateLimit;
 use crate::orchestrator::{AgentHello, AgentOrder};
 use crate::state::{AppState, ConnectionSlot};
@@ -232,13 +240,40 @@ impl tower::Service<Request<Body>> for OriginGuard {
         tower::Service::<Request<Body>>::poll_ready(&mut self.inner, cx)
     }
 
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         if let Err(err) = check_origin(&self.state, request.headers()) {
             self.state
                 .counters()
                 .refused
                 .fetch_add(1, Ordering::Relaxed);
             return Box::pin(async move { Ok(err.into_response()) });
+        }
+        // A request without `sid` opens an Engine.IO session. One that brings no credentials
+        // waits in the unauthenticated budget until its Socket.IO CONNECT; the session keeps its
+        // handshake request, ticket included, so the ticket goes when the session does.
+        if is_handshake(request.uri().query())
+            && handshake_principal(&self.state, request.headers()).is_none()
+        {
+            let peer = Peer::of(request.extensions());
+            match self.state.engineio_admission().admit(peer.0, false) {
+                Ok(ticket) => {
+                    request.extensions_mut().insert(Arc::new(ticket));
+                }
+                Err(_) => {
+                    self.state
+                        .counters()
+                        .refused
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Box::pin(async move {
+                        Ok(ApiError::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "too_many_unauthenticated",
+                            "too many sessions are waiting to authenticate: send Authorization: Bearer with the handshake, or try again later",
+                        )
+                        .into_response())
+                    });
+                }
+            }
         }
         // An allowed origin may read polling responses (a browser's `io()` on a configured
         // origin); no credentials are involved, the token travels in the CONNECT packet.
@@ -256,6 +291,26 @@ impl tower::Service<Request<Body>> for OriginGuard {
             }
             Ok(response)
         })
+    }
+}
+
+/// Whether a request to `/socket.io/` opens a new Engine.IO session (it names no `sid`).
+fn is_handshake(query: Option<&str>) -> bool {
+    !query
+        .unwrap_or("")
+        .split('&')
+        .any(|pair| pair.starts_with("sid="))
+}
+
+/// Credentials sent with the Engine.IO handshake: `Authorization: Bearer` or the session cookie.
+fn handshake_principal(state: &AppState, headers: &axum::http::HeaderMap) -> Option<Principal> {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match bearer {
+        Some(token) => state.auth().verify_token(token.trim()),
+        None => session_principal(state, headers),
     }
 }
 
@@ -285,14 +340,18 @@ fn admit(state: &AppState, socket: &SocketRef, auth: Option<Value>) -> Result<()
     if state.is_draining() {
         return refuse("shutting_down: the server is shutting down");
     }
-    let Some(auth) = auth else {
-        return refuse("unauthenticated: send {token} in the Socket.IO auth payload");
+    let auth = auth.unwrap_or(Value::Null);
+    // The token in the auth payload, else the credentials of the handshake.
+    let principal = match auth.get("token") {
+        Some(token) => token.as_str().and_then(|t| state.auth().verify_token(t)),
+        None => handshake_principal(state, &socket.req_parts().headers),
     };
-    let Some(token) = auth.get("token").and_then(Value::as_str) else {
-        return refuse("unauthenticated: send {token} in the Socket.IO auth payload");
-    };
-    let Some(principal) = state.auth().verify_token(token) else {
-        return refuse("unauthenticated: invalid token");
+    let Some(principal) = principal else {
+        return refuse(if auth.get("token").is_some() {
+            "unauthenticated: invalid token"
+        } else {
+            "unauthenticated: send {token} in the Socket.IO auth payload"
+        });
     };
     let rooms = match auth.get("rooms") {
         None | Some(Value::Null) => None,
@@ -314,6 +373,10 @@ fn admit(state: &AppState, socket: &SocketRef, auth: Option<Value>) -> Result<()
     let Some(slot) = state.try_connect() else {
         return refuse("too_many_connections: connection limit reached");
     };
+    // Out of the unauthenticated budget.
+    if let Some(ticket) = socket.req_parts().extensions.get::<Arc<Ticket>>() {
+        ticket.release();
+    }
     socket.extensions.insert(Admitted {
         principal,
         rooms,
@@ -365,6 +428,8 @@ struct Conn {
     limit: Mutex<RateLimit>,
     /// Set once the socket is being dropped (too slow, rate limited, shutting down).
     closing: AtomicBool,
+    /// Fires when the token is revoked.
+    revoked: Revocation,
     _slot: Arc<ConnectionSlot>,
 }
 
@@ -379,6 +444,7 @@ fn on_connect(state: AppState, socket: SocketRef) {
     };
     let config = state.config();
     let (control, rx) = mpsc::unbounded_channel();
+    let revoked = state.auth().revocation(&admitted.principal);
     let conn = Arc::new(Conn {
         state: state.clone(),
         principal: admitted.principal,
@@ -387,6 +453,7 @@ fn on_connect(state: AppState, socket: SocketRef) {
         tasks: Mutex::new(HashMap::new()),
         limit: Mutex::new(RateLimit::new(config)),
         closing: AtomicBool::new(false),
+        revoked,
         _slot: admitted.slot,
     });
 
@@ -487,6 +554,22 @@ fn on_connect(state: AppState, socket: SocketRef) {
         |conn, socket, data| async move { conn.scan_result(&socket, data).await },
     );
     {
+        // Events nobody handles still count against the rate limit.
+        let conn = Arc::clone(&conn);
+        socket.on_fallback(move |socket: SocketRef, Event(name): Event| {
+            let conn = Arc::clone(&conn);
+            async move {
+                if conn.take_message(&socket, &name) {
+                    let name: String = name.chars().take(64).collect();
+                    let _ = socket.emit(
+                        "error",
+                        &json!({"event": name, "code": "unknown_event", "message": "no such event"}),
+                    );
+                }
+            }
+        });
+    }
+    {
         let conn = Arc::clone(&conn);
         socket.on_disconnect(move || {
             let conn = Arc::clone(&conn);
@@ -521,24 +604,7 @@ where
             let conn = Arc::clone(&conn);
             let handler = handler.clone();
             async move {
-                if conn.closing.load(Ordering::Acquire) {
-                    return;
-                }
-                conn.state
-                    .counters()
-                    .messages_in
-                    .fetch_add(1, Ordering::Relaxed);
-                if !conn.limit.lock().allow() {
-                    conn.state
-                        .counters()
-                        .rate_limited
-                        .fetch_add(1, Ordering::Relaxed);
-                    let _ = socket.emit(
-                        "error",
-                        &json!({"event": name, "code": "rate_limited", "message": "too many messages"}),
-                    );
-                    conn.closing.store(true, Ordering::Release);
-                    let _ = socket.disconnect();
+                if !conn.take_message(&socket, name) {
                     return;
                 }
                 let outcome = match data {
@@ -550,7 +616,8 @@ where
                         let _ = ack.send(&body);
                     }
                     Err((code, message)) => {
-                        let _ = ack.send(&json!({"status": "error", "code": code, "message": message}));
+                        let _ =
+                            ack.send(&json!({"status": "error", "code": code, "message": message}));
                         let _ = socket.emit(
                             "error",
                             &json!({"event": name, "code": code, "message": message}),
@@ -583,6 +650,32 @@ fn room_of(data: &Value) -> Result<String, (&'static str, String)> {
 }
 
 impl Conn {
+    /// Counts an inbound event against the rate limit; `false` when it is to be dropped (the
+    /// socket is closing, or was just disconnected for sending too fast).
+    fn take_message(&self, socket: &SocketRef, name: &str) -> bool {
+        if self.closing.load(Ordering::Acquire) {
+            return false;
+        }
+        self.state
+            .counters()
+            .messages_in
+            .fetch_add(1, Ordering::Relaxed);
+        if self.limit.lock().allow() {
+            return true;
+        }
+        self.state
+            .counters()
+            .rate_limited
+            .fetch_add(1, Ordering::Relaxed);
+        let _ = socket.emit(
+            "error",
+            &json!({"event": name, "code": "rate_limited", "message": "too many messages"}),
+        );
+        self.closing.store(true, Ordering::Release);
+        let _ = socket.clone().disconnect();
+        false
+    }
+
     fn agent(&self) -> Result<String, (&'static str, String)> {
         self.agent_id
             .lock()
@@ -608,13 +701,10 @@ impl Conn {
             ));
         }
         let kind = EventKind::parse(kind).map_err(|e| ("invalid_name", e.to_string()))?;
+        let source = self.principal.source();
+        let data = crate::auth::signed_data(room, data.clone(), &source);
         let data =
-            serde_json::value::to_raw_value(data).map_err(|e| ("bad_message", e.to_string()))?;
-        let source = if self.principal.label.is_empty() {
-            format!("token:{}", self.principal.token_id)
-        } else {
-            self.principal.label.clone()
-        };
+            serde_json::value::to_raw_value(&data).map_err(|e| ("bad_message", e.to_string()))?;
         let draft = EventDraft {
             kind,
             room: config.name,
@@ -669,7 +759,11 @@ impl Conn {
         let (tx, rx) = mpsc::unbounded_channel();
         // Orders queue up in `rx` until the forwarding task takes it, so the acknowledgement
         // below always goes out before the first `assign_task`.
-        let id = self.state.orchestrator().register(hello, tx, false);
+        let id = self
+            .state
+            .orchestrator()
+            .register(hello, &self.principal.token_id, tx, false)
+            .map_err(|refused| (refused.code(), refused.to_string()))?;
         *agent_id = Some(id.clone());
         drop(agent_id);
         let lease = self.state.config().agent_lease.as_secs();
@@ -883,6 +977,7 @@ struct Forwarder {
 impl Forwarder {
     async fn run(mut self, mut control: mpsc::UnboundedReceiver<Control>, initial: Vec<Room>) {
         let shutdown = self.conn.state.shutdown_token().clone();
+        let revoked = self.conn.revoked.clone();
         let end = if !initial.is_empty() && !self.change(initial, Vec::new()) {
             End::TooSlow
         } else {
@@ -890,6 +985,13 @@ impl Forwarder {
                 tokio::select! {
                     biased;
                     () = shutdown.cancelled() => break End::Disconnect,
+                    () = revoked.cancelled() => {
+                        let _ = self.socket.emit(
+                            "error",
+                            &json!({"code": "revoked", "message": "the token of this connection was revoked"}),
+                        );
+                        break End::Disconnect;
+                    }
                     message = control.recv() => match message {
                         None | Some(Control::Gone) => break End::Gone,
                         Some(Control::Join(room, done)) => {

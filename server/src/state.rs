@@ -10,6 +10,7 @@ use event_bus::{Bus, BusConfig, Role};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admission::Admission;
 use crate::auth::Auth;
 use crate::config::ServerConfig;
 use crate::error::Result;
@@ -100,6 +101,10 @@ struct Inner {
     geo: Geo,
     telemetry: Telemetry,
     orchestrator: Arc<Orchestrator>,
+    /// `/ws` sockets before their `auth` message.
+    ws_admission: Arc<Admission>,
+    /// Engine.IO sessions before their Socket.IO `CONNECT`.
+    engineio_admission: Arc<Admission>,
 }
 
 /// What [`AppState::open`] found on first start.
@@ -162,11 +167,22 @@ impl AppState {
             Arc::new(sec_scan::SystemResolver),
             OrchestratorConfig {
                 lease: config.agent_lease,
+                max_agents_per_token: config.max_agents_per_token,
+                max_agents: config.max_agents,
                 ..OrchestratorConfig::default()
             },
         )?);
+        let admission = || {
+            Admission::new(
+                config.max_unauthenticated,
+                config.max_unauthenticated_per_source,
+            )
+        };
+        let (ws_admission, engineio_admission) = (admission(), admission());
         let state = AppState {
             inner: Arc::new(Inner {
+                ws_admission,
+                engineio_admission,
                 config,
                 bus,
                 store,
@@ -262,6 +278,21 @@ impl AppState {
     /// Tracks connection tasks so shutdown can wait for them.
     pub fn tracker(&self) -> &TaskTracker {
         &self.inner.tracker
+    }
+
+    /// The budget of `/ws` sockets that have not authenticated yet.
+    pub(crate) fn ws_admission(&self) -> &Arc<Admission> {
+        &self.inner.ws_admission
+    }
+
+    /// The budget of Engine.IO sessions that have not connected to Socket.IO yet.
+    pub(crate) fn engineio_admission(&self) -> &Arc<Admission> {
+        &self.inner.engineio_admission
+    }
+
+    /// Sockets waiting to authenticate (`/ws` and Engine.IO).
+    pub fn unauthenticated(&self) -> usize {
+        self.inner.ws_admission.pending() + self.inner.engineio_admission.pending()
     }
 
     /// Open WebSocket connections.

@@ -74,6 +74,12 @@ CREATE TABLE IF NOT EXISTS alerts (
     raised       TEXT NOT NULL,
     UNIQUE (scan_id, target, signature_id)
 );
+CREATE INDEX IF NOT EXISTS sessions_token ON sessions(token_id);
+CREATE TABLE IF NOT EXISTS agents (
+    id         TEXT PRIMARY KEY,
+    token_id   TEXT NOT NULL,
+    registered TEXT NOT NULL
+);
 ";
 
 /// A token as stored: never the secret, only its SHA-256.
@@ -235,20 +241,93 @@ impl Store {
             let mut stmt = c.prepare(
                 "SELECT id, hash, role, label, created, revoked FROM tokens ORDER BY created, id",
             )?;
-            let rows = stmt.query_map([], |row| {
-                let role: String = row.get(2)?;
-                let created: String = row.get(4)?;
-                let revoked: Option<String> = row.get(5)?;
-                Ok(TokenRecord {
-                    id: row.get(0)?,
-                    hash: hash_from(row.get(1)?)?,
-                    role: parse_role(&role).unwrap_or(Role::Viewer),
-                    label: row.get(3)?,
-                    created: parse_time(&created),
-                    revoked: revoked.as_deref().map(parse_time),
-                })
-            })?;
+            let rows = stmt.query_map([], token_row)?;
             rows.collect()
+        })
+    }
+
+    /// The token with this hash, revoked or not.
+    pub fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<TokenRecord>> {
+        self.with(|c| {
+            c.prepare_cached(
+                "SELECT id, hash, role, label, created, revoked FROM tokens WHERE hash = ?1",
+            )?
+            .query_row(params![&hash[..]], token_row)
+            .optional()
+        })
+    }
+
+    /// The unexpired session with this hash, if its token is live.
+    pub fn session_by_hash(
+        &self,
+        hash: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionRecord>> {
+        self.with(|c| {
+            c.prepare_cached(
+                "SELECT s.hash, s.token_id, s.expires FROM sessions s JOIN tokens t ON t.id = s.token_id \
+                 WHERE s.hash = ?1 AND s.expires > ?2 AND t.revoked IS NULL",
+            )?
+            .query_row(params![&hash[..], now.to_rfc3339()], session_row)
+            .optional()
+        })
+    }
+
+    /// Keeps the `keep` sessions of `token_id` that expire last and deletes the others; returns
+    /// the hashes deleted.
+    pub fn trim_sessions(&self, token_id: &str, keep: usize) -> Result<Vec<[u8; 32]>> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let doomed: Vec<[u8; 32]> = {
+                let mut stmt = tx.prepare(
+                    "SELECT hash FROM sessions WHERE token_id = ?1 ORDER BY expires DESC, hash LIMIT -1 OFFSET ?2",
+                )?;
+                let rows = stmt.query_map(params![token_id, keep as i64], |r| hash_from(r.get(0)?))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            for hash in &doomed {
+                tx.execute("DELETE FROM sessions WHERE hash = ?1", params![&hash[..]])?;
+            }
+            tx.commit()?;
+            Ok(doomed)
+        })
+    }
+
+    /// Deletes expired sessions.
+    pub fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<usize> {
+        self.with(|c| {
+            c.execute(
+                "DELETE FROM sessions WHERE expires <= ?1",
+                params![now.to_rfc3339()],
+            )
+        })
+    }
+
+    /// Every agent id with the token that registered it first.
+    pub fn agent_owners(&self) -> Result<Vec<(String, String)>> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT id, token_id FROM agents ORDER BY registered, id")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
+    /// Records that `token_id` owns the agent id `id` (kept if it is already recorded).
+    pub fn insert_agent_owner(&self, id: &str, token_id: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO agents (id, token_id, registered) VALUES (?1, ?2, ?3)",
+                params![id, token_id, Utc::now().to_rfc3339()],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Forgets an agent id, so that any token may take it again.
+    pub fn delete_agent_owner(&self, id: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute("DELETE FROM agents WHERE id = ?1", params![id])
+                .map(drop)
         })
     }
 
@@ -283,14 +362,7 @@ impl Store {
                 params![now.to_rfc3339()],
             )?;
             let mut stmt = c.prepare("SELECT hash, token_id, expires FROM sessions")?;
-            let rows = stmt.query_map([], |row| {
-                let expires: String = row.get(2)?;
-                Ok(SessionRecord {
-                    hash: hash_from(row.get(0)?)?,
-                    token_id: row.get(1)?,
-                    expires: parse_time(&expires),
-                })
-            })?;
+            let rows = stmt.query_map([], session_row)?;
             rows.collect()
         })
     }
@@ -533,6 +605,29 @@ impl Store {
             rows.collect()
         })
     }
+}
+
+fn token_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
+    let role: String = row.get(2)?;
+    let created: String = row.get(4)?;
+    let revoked: Option<String> = row.get(5)?;
+    Ok(TokenRecord {
+        id: row.get(0)?,
+        hash: hash_from(row.get(1)?)?,
+        role: parse_role(&role).unwrap_or(Role::Viewer),
+        label: row.get(3)?,
+        created: parse_time(&created),
+        revoked: revoked.as_deref().map(parse_time),
+    })
+}
+
+fn session_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
+    let expires: String = row.get(2)?;
+    Ok(SessionRecord {
+        hash: hash_from(row.get(0)?)?,
+        token_id: row.get(1)?,
+        expires: parse_time(&expires),
+    })
 }
 
 fn parse_time(text: &str) -> DateTime<Utc> {

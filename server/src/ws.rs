@@ -29,20 +29,28 @@ use futures::{SinkExt, StreamExt};
 use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
-use crate::auth::Principal;
+use crate::admission::{Peer, Ticket};
+use crate::auth::{Principal, Revocation};
 use crate::error::ApiError;
 use crate::http::{check_origin, session_principal};
 use crate::limit::RateLimit;
 use crate::orchestrator::{AgentHello, AgentOrder};
 use crate::protocol::{ClientMessage, RoomInfo, ServerMessage, Since, close, event_frame};
-use crate::state::AppState;
+use crate::state::{AppState, ConnectionSlot};
 use crate::store::role_name;
 
 /// The `/ws` upgrade: refuses tokens in the query string, foreign origins and connections past
 /// the cap, then hands the socket to a connection task.
+///
+/// A client that brings credentials (the session cookie, or `Authorization: Bearer`) takes a
+/// connection slot at once and is welcomed without an `auth` message. Any other socket waits in
+/// the unauthenticated budget ([`crate::admission`]) until its `auth` message, and takes its
+/// slot then.
 pub async fn upgrade(
     State(state): State<AppState>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -59,7 +67,22 @@ pub async fn upgrade(
         )
         .into_response();
     }
-    let Some(slot) = state.try_connect() else {
+    let principal = match credentials(&state, &headers) {
+        Ok(principal) => principal,
+        Err(err) => {
+            state.counters().refused.fetch_add(1, Ordering::Relaxed);
+            return err.into_response();
+        }
+    };
+    let admitted = match &principal {
+        Some(_) => state.try_connect().map(Admitted::Slot),
+        None => state
+            .ws_admission()
+            .admit(peer, true)
+            .ok()
+            .map(Admitted::Waiting),
+    };
+    let Some(admitted) = admitted else {
         state.counters().refused.fetch_add(1, Ordering::Relaxed);
         return ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -68,7 +91,6 @@ pub async fn upgrade(
         )
         .into_response();
     };
-    let principal = session_principal(&state, &headers);
     let max = state.config().max_message_bytes;
     let tracker = state.tracker().clone();
     // tungstenite's own limit sits above ours so that an oversized message gets a clear close
@@ -83,18 +105,42 @@ pub async fn upgrade(
             // largest state for its whole life, and an idle connection should carry neither the
             // unsplit socket nor the upgrade.
             let (sink, stream) = socket.split();
-            let connection = Connection::new(state, principal);
+            let connection = Connection::new(state, principal, admitted);
             let writer = tokio::spawn(writer(
                 sink,
                 Arc::clone(&connection.shared),
                 connection.state.clone(),
             ));
-            tokio::spawn(tracker.track_future(async move {
-                let _slot = slot;
-                connection.run(stream, writer).await;
-            }));
+            tokio::spawn(tracker.track_future(connection.run(stream, writer)));
             std::future::ready(())
         })
+}
+
+/// What a socket holds: a connection slot, or a place in the unauthenticated budget.
+enum Admitted {
+    Slot(ConnectionSlot),
+    Waiting(Ticket),
+}
+
+/// Credentials brought to the upgrade: `Authorization: Bearer` (which must then be valid), else
+/// the session cookie; `None` when neither is there.
+fn credentials(state: &AppState, headers: &HeaderMap) -> Result<Option<Principal>, ApiError> {
+    if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        return match token.and_then(|t| state.auth().verify_token(t)) {
+            Some(principal) => Ok(Some(principal)),
+            None => Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "invalid bearer token",
+            )),
+        };
+    }
+    Ok(session_principal(state, headers))
 }
 
 /// How long a client closed for being too slow has to take its close frame before the socket is
@@ -428,6 +474,12 @@ enum End {
 
 struct Connection {
     state: AppState,
+    /// The connection slot, once the client is authenticated.
+    slot: Option<ConnectionSlot>,
+    /// The place in the unauthenticated budget, until then.
+    ticket: Option<Ticket>,
+    /// Fires when the token this connection authenticated with is revoked.
+    revoked: Option<Revocation>,
     /// Set once the client registered as an agent.
     agent_id: Option<String>,
     orders: Option<mpsc::UnboundedReceiver<AgentOrder>>,
@@ -441,8 +493,16 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(state: AppState, principal: Option<Principal>) -> Connection {
+    fn new(state: AppState, principal: Option<Principal>, admitted: Admitted) -> Connection {
+        let (slot, ticket) = match admitted {
+            Admitted::Slot(slot) => (Some(slot), None),
+            Admitted::Waiting(ticket) => (None, Some(ticket)),
+        };
+        let revoked = principal.as_ref().map(|p| state.auth().revocation(p));
         Connection {
+            slot,
+            ticket,
+            revoked,
             agent_id: None,
             orders: None,
             shared: Arc::new(Shared::new(state.config().outbound_queue_bytes)),
@@ -479,25 +539,34 @@ impl Connection {
                 () = expire(&mut auth_deadline) => {
                     break End::Close(close::UNAUTHENTICATED, "authentication timeout");
                 }
+                () = signal(self.ticket.as_ref().map(Ticket::evicted)) => {
+                    break End::Close(close::UNAUTHENTICATED, "authenticate first: making room for newer connections");
+                }
+                () = signal(self.revoked.as_ref()) => {
+                    break End::Close(close::UNAUTHENTICATED, "revoked");
+                }
                 incoming = stream.next() => {
                     let Some(Ok(message)) = incoming else {
                         // A read error is most often a message past tungstenite's own limit.
                         break if incoming.is_some() { End::Close(close::TOO_BIG, "message too big") } else { End::Gone };
                     };
                     self.state.counters().messages_in.fetch_add(1, Ordering::Relaxed);
+                    // Every frame counts, pings and binary frames too, before and after `auth`.
+                    if !limit.allow() {
+                        self.state.counters().rate_limited.fetch_add(1, Ordering::Relaxed);
+                        break End::Close(close::RATE_LIMITED, "too many messages");
+                    }
                     let text = match message {
                         Message::Text(text) => text,
                         Message::Close(_) => break End::Gone,
                         Message::Ping(_) | Message::Pong(_) => continue,
                         Message::Binary(_) => {
-                            self.error(None, "bad_message", "messages are JSON text frames".into());
+                            if !self.error(None, "bad_message", "messages are JSON text frames".into()) {
+                                break End::TooSlow;
+                            }
                             continue;
                         }
                     };
-                    if !limit.allow() {
-                        self.state.counters().rate_limited.fetch_add(1, Ordering::Relaxed);
-                        break End::Close(close::RATE_LIMITED, "too many messages");
-                    }
                     if text.len() > max_message_bytes {
                         break End::Close(close::TOO_BIG, "message too big");
                     }
@@ -615,6 +684,20 @@ impl Connection {
             return match message {
                 ClientMessage::Auth { token } => match self.state.auth().verify_token(&token) {
                     Some(principal) => {
+                        // From the unauthenticated budget to a connection slot.
+                        let Some(slot) = self.state.try_connect() else {
+                            self.state
+                                .counters()
+                                .refused
+                                .fetch_add(1, Ordering::Relaxed);
+                            return Err(End::Close(
+                                close::TRY_AGAIN_LATER,
+                                "connection limit reached",
+                            ));
+                        };
+                        self.slot = Some(slot);
+                        self.ticket = None;
+                        self.revoked = Some(self.state.auth().revocation(&principal));
                         self.principal = Some(principal);
                         if self.welcome() {
                             Ok(())
@@ -747,7 +830,9 @@ impl Connection {
             Ok(kind) => kind,
             Err(err) => return self.error(id, "invalid_name", err.to_string()),
         };
-        let data = match serde_json::value::to_raw_value(&data.unwrap_or_default()) {
+        let source = principal.source();
+        let data = crate::auth::signed_data(room, data.unwrap_or_default(), &source);
+        let data = match serde_json::value::to_raw_value(&data) {
             Ok(data) => data,
             Err(err) => return self.error(id, "bad_message", err.to_string()),
         };
@@ -755,7 +840,7 @@ impl Connection {
             kind,
             room: config.name,
             severity: severity.unwrap_or_default(),
-            source: Some(source_of(principal)),
+            source: Some(source),
             data,
         };
         match bus.publish_draft(draft) {
@@ -970,7 +1055,14 @@ impl Connection {
             );
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        let id = self.state.orchestrator().register(hello, tx, false);
+        let id = match self
+            .state
+            .orchestrator()
+            .register(hello, &principal.token_id, tx, false)
+        {
+            Ok(id) => id,
+            Err(refused) => return self.error(None, refused.code(), refused.to_string()),
+        };
         self.agent_id = Some(id.clone());
         self.orders = Some(rx);
         let lease = self.state.config().agent_lease.as_secs();
@@ -1010,11 +1102,11 @@ impl Connection {
     }
 }
 
-fn source_of(principal: &Principal) -> String {
-    if principal.label.is_empty() {
-        format!("token:{}", principal.token_id)
-    } else {
-        principal.label.clone()
+/// Waits for a signal, if there is one.
+async fn signal(token: Option<&CancellationToken>) {
+    match token {
+        Some(token) => token.cancelled().await,
+        None => std::future::pending().await,
     }
 }
 

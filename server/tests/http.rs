@@ -527,7 +527,22 @@ async fn the_connection_cap_refuses_extra_sockets() {
     let token = server.token(Role::Viewer);
     let (_a, _) = server.connect_as(&token).await;
     let (_b, _) = server.connect_as(&token).await;
-    assert_eq!(server.upgrade_status("/ws", None).await, 503);
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    // Credentials on the upgrade: refused there.
+    let mut request = server.url().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 503)
+        }
+        other => panic!("expected 503, got {:?}", other.map(|_| ())),
+    }
+    // An anonymous socket waits in its own budget, and is told when it authenticates.
+    let mut ws = server.connect().await;
+    common::send(&mut ws, serde_json::json!({"type": "auth", "token": token})).await;
+    assert_eq!(common::close_code(&mut ws).await, 1013);
     server.stop().await;
 }
 

@@ -401,7 +401,10 @@ async fn a_restart_keeps_scans_results_and_alerts() {
         let hello =
             serde_json::from_value(json!({"name": "direct", "capabilities": ["port_scan"]}))
                 .unwrap();
-        let agent = state.orchestrator().register(hello, tx, false);
+        let agent = state
+            .orchestrator()
+            .register(hello, "test-token", tx, false)
+            .unwrap();
         let Some(vigil_server::orchestrator::AgentOrder::Assign(task)) = rx.recv().await else {
             panic!("a task")
         };
