@@ -1,5 +1,7 @@
 // The dashboard's entry point: sign-in (a `#token=` fragment or the form, traded for an HttpOnly
-// session cookie; the token is never stored), then the live panels.
+// session cookie; the token is never stored), then the live panels. A `#token=` link never
+// replaces a session that is already signed in without asking: a link from someone else could
+// otherwise sign this browser in as them.
 
 import { api, ApiError } from './api.js';
 import { byId, say } from './dom.js';
@@ -27,6 +29,7 @@ const mapPanel = new MapPanel();
 const admin = new Admin();
 let connected = false;
 let reconnects = 0;
+let entered = false;
 
 const connection = new Connection({
   onStatus(state, text) {
@@ -72,11 +75,17 @@ const connection = new Connection({
 });
 const chat = new Chat(connection);
 
-function showLogin(error = '') {
+/** Stops everything the signed-in page runs. */
+function leave() {
   connection.stop();
   metrics.stop();
   connected = false;
   reconnects = 0;
+  entered = false;
+}
+
+function showLogin(error = '') {
+  leave();
   byId('dashboard').hidden = true;
   byId('whoami').hidden = true;
   byId('login').hidden = false;
@@ -85,12 +94,12 @@ function showLogin(error = '') {
 }
 
 async function enter(session) {
+  entered = true;
   notice('');
   byId('login').hidden = true;
   byId('dashboard').hidden = false;
   byId('whoami').hidden = false;
   byId('role').textContent = String(session.role);
-  chat.user = session.label || `token ${session.token_id}`;
   scans.setRole(session.role);
   connection.start();
   metrics.start();
@@ -124,14 +133,73 @@ byId('logout').addEventListener('click', async () => {
   }
 });
 
+/**
+ * The token of a `#token=` fragment (from `vigil serve`'s printed URL), or null. Any fragment is
+ * wiped from the address bar and history before anything else happens; fragments never reach
+ * the server.
+ */
+function takeLinkToken() {
+  if (!location.hash) return null;
+  const token = new URLSearchParams(location.hash.slice(1)).get('token');
+  history.replaceState(null, '', location.pathname + location.search);
+  return token?.trim() || null;
+}
+
+const replaceDialog = byId('replace-session');
+byId('replace-keep').addEventListener('click', () => replaceDialog.close('keep'));
+byId('replace-accept').addEventListener('click', () => replaceDialog.close('replace'));
+
+/** Asks whether the link's token may replace `session`; true only on an explicit yes (Escape keeps it). */
+function askToReplace(session) {
+  // A second link while the first is asked about: the first is answered "keep".
+  if (replaceDialog.open) replaceDialog.close('keep');
+  byId('replace-who').textContent = `${String(session.role)} (${String(session.label || `token ${session.token_id}`)})`;
+  replaceDialog.returnValue = '';
+  return new Promise((resolve) => {
+    replaceDialog.addEventListener('close', () => resolve(replaceDialog.returnValue === 'replace'), { once: true });
+    replaceDialog.showModal();
+    byId('replace-keep').focus();
+  });
+}
+
+/** Signs in with a link's token, asking first when this browser already has a session. */
+async function linkSignIn(token) {
+  let session = null;
+  try {
+    session = await api('GET', '/api/session');
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 401)) {
+      // Whether a session exists is unknown: the link's token is not used.
+      showLogin(`The server could not be reached: ${err.message}`);
+      return;
+    }
+  }
+  if (session) {
+    if (!(await askToReplace(session))) {
+      if (!entered) await enter(session);
+      return;
+    }
+    // The old session ends on the server too, not only in this browser's cookie jar.
+    leave();
+    try {
+      await api('DELETE', '/api/session');
+    } catch {
+      // The new session's cookie replaces the old one either way.
+    }
+  }
+  await signIn(token);
+}
+
+// A link opened in a tab that already shows the dashboard changes only the fragment.
+window.addEventListener('hashchange', () => {
+  const token = takeLinkToken();
+  if (token) linkSignIn(token);
+});
+
 async function boot() {
-  // A token in the fragment (from `vigil serve`'s printed URL) is taken and wiped from the
-  // address bar and history before anything else happens. Fragments never reach the server.
-  const fragment = new URLSearchParams(location.hash.slice(1));
-  const token = fragment.get('token');
-  if (location.hash) history.replaceState(null, '', location.pathname + location.search);
+  const token = takeLinkToken();
   if (token) {
-    await signIn(token);
+    await linkSignIn(token);
     return;
   }
   try {

@@ -1,4 +1,6 @@
 // The `chat` room: everyone who may read it sees messages; operators and admins may post.
+// A message is shown under the sender the server knows (the envelope's `source`, which the
+// server sets from the publishing token), never under a name inside the message itself.
 
 import { byId, el, say, str, clock } from './dom.js';
 
@@ -25,7 +27,7 @@ export class Chat {
     const text = this.input.value.trim();
     if (!text) return;
     try {
-      await this.connection.publish('chat_message', 'chat', { user: this.user ?? 'dashboard', message: text });
+      await this.connection.publish('chat_message', 'chat', { message: text });
       this.input.value = '';
       say(this.message, '');
     } catch (err) {
@@ -36,7 +38,8 @@ export class Chat {
   onEvent(event) {
     if (event.room !== 'chat') return;
     const d = event.data && typeof event.data === 'object' ? event.data : {};
-    const who = str(d.user ?? event.source, 'someone');
+    // `data.user` and the like are whatever the publisher wrote: never shown as the sender.
+    const who = str(event.source, 'unknown sender');
     this.list.append(el('li', {},
       el('time', { class: 'time', text: clock(event.time) }), ' ',
       el('strong', { text: who }), ': ', str(d.message ?? d.text ?? event.data)));

@@ -1,5 +1,6 @@
-// The map (Leaflet 1.9.x, from this server or a CDN with SRI), the locate form, and the
-// street-level panel. Without Leaflet the panel says why and the forms still work.
+// The map (Leaflet, always from this server: the copy embedded in the binary or a `--leaflet-dir`),
+// the locate form, and the street-level panel. Without Leaflet the panel says why and the forms
+// still work.
 
 import { api, explain } from './api.js';
 import { byId, el, link, say, safeUrl, str } from './dom.js';
@@ -63,6 +64,8 @@ export class MapPanel {
   }
 
   async start() {
+    // Signing in again (another token, the same page) keeps the map that already runs.
+    if (this.map) return;
     try {
       this.config = await api('GET', '/api/dashboard/config');
     } catch (err) {
@@ -76,13 +79,16 @@ export class MapPanel {
     }
     say(this.message, 'Loading the map…');
     try {
-      await load('link', { rel: 'stylesheet', href: leaflet.css, integrity: leaflet.css_integrity, crossorigin: leaflet.css_integrity ? 'anonymous' : '' });
-      await load('script', { src: leaflet.js, integrity: leaflet.js_integrity, crossorigin: leaflet.js_integrity ? 'anonymous' : '' });
+      if (!window.L) {
+        await load('link', { rel: 'stylesheet', href: leaflet.css });
+        await load('script', { src: leaflet.js });
+      }
     } catch (err) {
-      const where = leaflet.source === 'local' ? 'this server' : new URL(leaflet.js, location.href).host;
-      say(this.message, `The map library (Leaflet) ${err.message} from ${where}, so the map is off. Locating and street-level views still work.`, 'unavailable');
+      say(this.message, `The map library (Leaflet) ${err.message} from this server, so the map is off. Locating and street-level views still work.`, 'unavailable');
       return;
     }
+    // A second start() may have raced this one while Leaflet loaded.
+    if (this.map) return;
     if (!window.L) {
       say(this.message, 'The map library loaded but did not start, so the map is off.', 'unavailable');
       return;

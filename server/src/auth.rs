@@ -20,8 +20,23 @@ use crate::store::{SessionRecord, Store, TokenRecord};
 /// The prefix of every token.
 pub const TOKEN_PREFIX: &str = "vgl_";
 
-/// The name of the session cookie.
+/// The name of the session cookie over plain HTTP.
 pub const SESSION_COOKIE: &str = "vigil_session";
+
+/// The name of the session cookie when the server is reached over HTTPS (`cookie_secure`). The
+/// `__Host-` prefix makes browsers refuse the cookie unless it is `Secure`, has `Path=/` and no
+/// `Domain`, so no other host (a sibling subdomain, a plain-HTTP page) can plant or overwrite it.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-vigil_session";
+
+/// The session cookie's name: [`SECURE_SESSION_COOKIE`] when `secure`, else [`SESSION_COOKIE`].
+/// The server reads only this name, never the other.
+pub const fn session_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        SECURE_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
+}
 
 /// Who is asking.
 #[derive(Debug, Clone, PartialEq, Eq)]

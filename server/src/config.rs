@@ -23,9 +23,9 @@ use crate::error::{Error, Result};
 /// | `auth_timeout` | 10 s | how long a socket may stay unauthenticated |
 /// | `drain_timeout` | 10 s | how long shutdown waits for connections to close |
 /// | `session_ttl` | 12 h | lifetime of a dashboard session cookie |
-/// | `cookie_secure` | false | mark the session cookie `Secure` (set it behind HTTPS) |
+/// | `cookie_secure` | false | the server is reached over HTTPS: the session cookie is `__Host-vigil_session`, `Secure`, and only that name is read |
 /// | `event_log_retention` | 100 000 | events kept in the database's event log |
-/// | `dashboard` | OpenStreetMap tiles, Leaflet from a CDN with SRI, no embed key | the dashboard page's map and street-level settings ([`crate::DashboardConfig`]) |
+/// | `dashboard` | OpenStreetMap tiles, Leaflet embedded in the binary, no embed key | the dashboard page's map and street-level settings ([`crate::DashboardConfig`]) |
 /// | `scope` | empty | what may be scanned (CIDRs, addresses, ranges, host names, `*.domain`); empty refuses every scan |
 /// | `local_agent` | on, 4 tasks at once | the in-process scanning agent |
 /// | `demo` | false | `vigil serve --demo`: deliberately weak services on 127.0.0.1, scans of them, simulated activity labelled `demo`; adds `127.0.0.1` to the scope |
@@ -64,7 +64,7 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     /// Lifetime of a dashboard session.
     pub session_ttl: Duration,
-    /// Mark the session cookie `Secure`.
+    /// The server is reached over HTTPS: the session cookie is `Secure` and `__Host-` prefixed.
     pub cookie_secure: bool,
     /// Events kept in the database's event log.
     pub event_log_retention: u64,

@@ -1,5 +1,6 @@
 //! The live dashboard: one page at `/dashboard`, its modules and styles embedded in the binary,
-//! the map settings it needs, and the Content-Security-Policy that lets exactly those hosts in.
+//! Leaflet (the map library, embedded too, under its own BSD-2-Clause licence), the map settings
+//! the page needs, and the Content-Security-Policy that lets exactly those hosts in.
 //!
 //! Assets are served under `/dashboard/assets/{version}/…`, where `version` is a digest of every
 //! embedded asset: a new binary gets new URLs, so assets can be cached for a year while the page
@@ -28,30 +29,26 @@ use crate::error::ApiError;
 use crate::http::Caller;
 use crate::state::AppState;
 
-/// Leaflet 1.9.4 on unpkg, the public CDN the page falls back to.
-pub const LEAFLET_CDN: &str = "https://unpkg.com/leaflet@1.9.4/dist";
-/// Subresource Integrity hash of Leaflet 1.9.4's `leaflet.js`.
-pub const LEAFLET_JS_SRI: &str = "sha256-20nQCchB9co0qIjJZRGuk2/Z9VM+kNiyxNV1lvTlZBo=";
-/// Subresource Integrity hash of Leaflet 1.9.4's `leaflet.css`.
-pub const LEAFLET_CSS_SRI: &str = "sha256-p4NxAoJBhIIN+hmNHrzRCf9tD/miZyoHS5obTRR9BMY=";
+/// The Leaflet release embedded in the binary (the npm package's `dist` files, BSD-2-Clause,
+/// under `assets/vendor/leaflet/` with their licence).
+pub const LEAFLET_VERSION: &str = "1.9.4";
 
-/// Where the page loads Leaflet from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the page loads Leaflet from. Every choice is served by this server under
+/// `/dashboard/vendor/leaflet/`, so the Content-Security-Policy allows scripts and styles from
+/// the server's own origin only.
+///
+/// There is deliberately no CDN choice: a CDN host in `script-src` would let every script on
+/// that host run in the page, whatever the page asked for. Another Leaflet release goes into a
+/// directory ([`LeafletSource::Local`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LeafletSource {
+    /// The copy of Leaflet [`LEAFLET_VERSION`] embedded in the binary (the default).
+    #[default]
+    Embedded,
     /// A local copy: the `dist` directory of the `leaflet` npm package (holding `leaflet.js`,
-    /// `leaflet.css` and `images/`), served by this server under `/dashboard/vendor/leaflet/`.
+    /// `leaflet.css` and `images/`), read from disk on each request.
     Local(PathBuf),
-    /// A public CDN: `base_url` holds `leaflet.js` and `leaflet.css`, checked against the two
-    /// Subresource Integrity hashes so a tampered copy never runs.
-    Cdn {
-        /// The directory URL, without a trailing slash.
-        base_url: String,
-        /// SRI hash of `leaflet.js` (`sha256-…`).
-        js_integrity: String,
-        /// SRI hash of `leaflet.css` (`sha256-…`).
-        css_integrity: String,
-    },
     /// No map library: the map panel says so, the rest of the page works.
     Disabled,
 }
@@ -62,7 +59,7 @@ pub enum LeafletSource {
 /// |---|---|---|
 /// | `tile_url` | `https://tile.openstreetmap.org/{z}/{x}/{y}.png` | the map's tile URL template (OpenStreetMap's standard tiles; heavy use needs your own tile server, see the OSM tile usage policy) |
 /// | `tile_attribution` | `© OpenStreetMap contributors` | the credit shown on the map, as text |
-/// | `leaflet` | Leaflet 1.9.4 from unpkg with its SRI hashes | where the page loads Leaflet from ([`LeafletSource`]) |
+/// | `leaflet` | the Leaflet 1.9.4 embedded in the binary | where the page loads Leaflet from ([`LeafletSource`]); always this server, never a CDN |
 /// | `image_hosts` | Mapillary's (`https://*.fbcdn.net`) and Panoramax's (`https://api.panoramax.xyz`) | origins street-level thumbnails may load from (the Street View Static preview comes through this server, so Google needs no entry) |
 /// | `embed_key` | none | a Google Maps **Embed API browser key**: when set, the street-level panel shows an interactive panorama in an iframe from `https://www.google.com` |
 ///
@@ -88,11 +85,7 @@ impl Default for DashboardConfig {
         DashboardConfig {
             tile_url: "https://tile.openstreetmap.org/{z}/{x}/{y}.png".into(),
             tile_attribution: "© OpenStreetMap contributors".into(),
-            leaflet: LeafletSource::Cdn {
-                base_url: LEAFLET_CDN.into(),
-                js_integrity: LEAFLET_JS_SRI.into(),
-                css_integrity: LEAFLET_CSS_SRI.into(),
-            },
+            leaflet: LeafletSource::Embedded,
             image_hosts: vec![
                 "https://*.fbcdn.net".into(),
                 "https://api.panoramax.xyz".into(),
@@ -112,32 +105,54 @@ struct Asset {
     body: &'static [u8],
 }
 
+/// An embedded file under `assets/` (or `assets/<dir>/`): `asset!("app.js", JS)`.
 macro_rules! asset {
-    ($name:literal, $type:literal) => {
+    ($name:literal, $type:expr) => {
+        asset!("", $name, $type)
+    };
+    ($dir:literal, $name:literal, $type:expr) => {
         Asset {
             name: $name,
             content_type: $type,
-            body: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/", $name)),
+            body: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/", $dir, $name)),
         }
     };
 }
 
 const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
 
 static ASSETS: &[Asset] = &[
-    asset!("app.js", "text/javascript; charset=utf-8"),
-    asset!("dom.js", "text/javascript; charset=utf-8"),
-    asset!("api.js", "text/javascript; charset=utf-8"),
-    asset!("connection.js", "text/javascript; charset=utf-8"),
-    asset!("stream.js", "text/javascript; charset=utf-8"),
-    asset!("metrics.js", "text/javascript; charset=utf-8"),
-    asset!("operations.js", "text/javascript; charset=utf-8"),
-    asset!("map.js", "text/javascript; charset=utf-8"),
-    asset!("chat.js", "text/javascript; charset=utf-8"),
-    asset!("admin.js", "text/javascript; charset=utf-8"),
-    asset!("style.css", "text/css; charset=utf-8"),
+    asset!("app.js", JS),
+    asset!("dom.js", JS),
+    asset!("api.js", JS),
+    asset!("connection.js", JS),
+    asset!("stream.js", JS),
+    asset!("metrics.js", JS),
+    asset!("operations.js", JS),
+    asset!("map.js", JS),
+    asset!("chat.js", JS),
+    asset!("admin.js", JS),
+    asset!("style.css", CSS),
     asset!("icon.svg", "image/svg+xml"),
 ];
+
+/// The Leaflet files the page may load, with the embedded copy of each. With a local directory
+/// the same names are read from it; no other path from a request reaches the file system.
+static LEAFLET: &[Asset] = &[
+    asset!("vendor/leaflet/", "leaflet.js", JS),
+    asset!("vendor/leaflet/", "leaflet.css", CSS),
+    asset!("vendor/leaflet/", "images/marker-icon.png", "image/png"),
+    asset!("vendor/leaflet/", "images/marker-icon-2x.png", "image/png"),
+    asset!("vendor/leaflet/", "images/marker-shadow.png", "image/png"),
+    asset!("vendor/leaflet/", "images/layers.png", "image/png"),
+    asset!("vendor/leaflet/", "images/layers-2x.png", "image/png"),
+    // Leaflet's licence travels with the binary that embeds it.
+    asset!("vendor/leaflet/", "LICENSE", "text/plain; charset=utf-8"),
+];
+
+/// Leaflet files stay a day in caches: their URLs carry no version.
+const LEAFLET_CACHE: &str = "public, max-age=86400";
 
 const INDEX: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/index.html"));
 
@@ -164,18 +179,7 @@ static PAGE: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The Leaflet files served from a local directory; nothing else in it is reachable.
-const LEAFLET_FILES: &[(&str, &str)] = &[
-    ("leaflet.js", JS),
-    ("leaflet.css", "text/css; charset=utf-8"),
-    ("images/marker-icon.png", "image/png"),
-    ("images/marker-icon-2x.png", "image/png"),
-    ("images/marker-shadow.png", "image/png"),
-    ("images/layers.png", "image/png"),
-    ("images/layers-2x.png", "image/png"),
-];
-
-/// `GET /dashboard`, its assets, a local Leaflet when configured, and `GET /api/dashboard/config`.
+/// `GET /dashboard`, its assets, Leaflet's files, and `GET /api/dashboard/config`.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/dashboard", get(page))
@@ -217,22 +221,25 @@ async fn leaflet_file(State(state): State<AppState>, Path(path): Path<String>) -
         ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            "no local Leaflet file of that name",
+            "no Leaflet file of that name",
         )
         .into_response()
     };
-    let LeafletSource::Local(dir) = &state.config().dashboard.leaflet else {
+    // Only the files of the list: no path from the request ever reaches the file system.
+    let Some(file) = LEAFLET.iter().find(|file| file.name == path) else {
         return not_found();
     };
-    // Only the files of the whitelist: no path from the request ever reaches the file system.
-    let Some(&(name, content_type)) = LEAFLET_FILES.iter().find(|(name, _)| *name == path) else {
-        return not_found();
+    let dir = match &state.config().dashboard.leaflet {
+        LeafletSource::Embedded => {
+            return with_headers(file.body, file.content_type, LEAFLET_CACHE);
+        }
+        LeafletSource::Local(dir) => dir.join(file.name),
+        LeafletSource::Disabled => return not_found(),
     };
-    let file = dir.join(name);
-    match tokio::task::spawn_blocking(move || std::fs::read(file)).await {
-        Ok(Ok(bytes)) => with_headers(bytes, content_type, "public, max-age=86400"),
+    match tokio::task::spawn_blocking(move || std::fs::read(dir)).await {
+        Ok(Ok(bytes)) => with_headers(bytes, file.content_type, LEAFLET_CACHE),
         Ok(Err(err)) => {
-            tracing::warn!(file = name, error = %err, "local Leaflet file unreadable");
+            tracing::warn!(file = file.name, error = %err, "local Leaflet file unreadable");
             not_found()
         }
         Err(err) => ApiError::internal(&err).into_response(),
@@ -247,23 +254,18 @@ pub(crate) async fn page_config(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
     let config = &state.config().dashboard;
-    let leaflet = match &config.leaflet {
-        LeafletSource::Local(_) => json!({
-            "source": "local",
+    let files = |source: &str, version: Option<&str>| {
+        json!({
+            "source": source,
+            "version": version,
             "js": "/dashboard/vendor/leaflet/leaflet.js",
             "css": "/dashboard/vendor/leaflet/leaflet.css",
-        }),
-        LeafletSource::Cdn {
-            base_url,
-            js_integrity,
-            css_integrity,
-        } => json!({
-            "source": "cdn",
-            "js": format!("{base_url}/leaflet.js"),
-            "css": format!("{base_url}/leaflet.css"),
-            "js_integrity": js_integrity,
-            "css_integrity": css_integrity,
-        }),
+        })
+    };
+    let leaflet = match &config.leaflet {
+        LeafletSource::Embedded => files("embedded", Some(LEAFLET_VERSION)),
+        // Whatever release the directory holds.
+        LeafletSource::Local(_) => files("local", None),
         LeafletSource::Disabled => Value::Null,
     };
     Ok(Json(json!({
@@ -293,22 +295,12 @@ fn origin_of(url: &str) -> Option<String> {
     valid.then(|| format!("{scheme}://{host}"))
 }
 
-/// The Content-Security-Policy of every response: `default-src 'self'`, plus exactly the
-/// configured tile, imagery, Leaflet CDN and embed hosts where each is needed. No
-/// `'unsafe-inline'`, no `'unsafe-eval'`.
+/// The Content-Security-Policy of every response: `default-src 'self'`, scripts and styles from
+/// this server only (Leaflet included), plus exactly the configured tile, imagery and embed hosts
+/// where each is needed. No `'unsafe-inline'`, no `'unsafe-eval'`, no CDN.
 pub(crate) fn content_security_policy(config: &ServerConfig) -> String {
     let dashboard = &config.dashboard;
-    let mut scripts = vec!["'self'".to_owned()];
-    let mut styles = vec!["'self'".to_owned()];
     let mut images = vec!["'self'".to_owned(), "data:".to_owned()];
-    let mut frames = Vec::new();
-    if let LeafletSource::Cdn { base_url, .. } = &dashboard.leaflet
-        && let Some(origin) = origin_of(base_url)
-    {
-        scripts.push(origin.clone());
-        styles.push(origin.clone());
-        images.push(origin);
-    }
     for url in std::iter::once(&dashboard.tile_url).chain(&dashboard.image_hosts) {
         if let Some(origin) = origin_of(url)
             && !images.contains(&origin)
@@ -316,20 +308,15 @@ pub(crate) fn content_security_policy(config: &ServerConfig) -> String {
             images.push(origin);
         }
     }
-    if dashboard.embed_key.is_some() {
-        frames.push(EMBED_ORIGIN.to_owned());
-    }
-    let frames = if frames.is_empty() {
-        "'none'".to_owned()
+    let frames = if dashboard.embed_key.is_some() {
+        EMBED_ORIGIN
     } else {
-        frames.join(" ")
+        "'none'"
     };
     format!(
-        "default-src 'self'; script-src {}; style-src {}; img-src {}; connect-src 'self'; \
-         frame-src {frames}; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; \
-         form-action 'self'",
-        scripts.join(" "),
-        styles.join(" "),
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src {}; \
+         connect-src 'self'; frame-src {frames}; object-src 'none'; frame-ancestors 'none'; \
+         base-uri 'none'; form-action 'self'",
         images.join(" "),
     )
 }
@@ -358,13 +345,12 @@ mod tests {
         let config = ServerConfig::default();
         let csp = content_security_policy(&config);
         assert!(csp.starts_with("default-src 'self';"), "{csp}");
-        assert!(
-            csp.contains("script-src 'self' https://unpkg.com;"),
-            "{csp}"
-        );
+        assert!(csp.contains("script-src 'self';"), "{csp}");
+        assert!(csp.contains("style-src 'self';"), "{csp}");
         assert!(csp.contains("https://tile.openstreetmap.org"), "{csp}");
         assert!(csp.contains("frame-src 'none'"), "{csp}");
         assert!(!csp.contains("unsafe-inline"), "{csp}");
+        assert!(!csp.contains("unpkg"), "{csp}");
 
         let mut config = ServerConfig::default();
         config.dashboard.leaflet = LeafletSource::Local(PathBuf::from("leaflet/dist"));
@@ -378,7 +364,21 @@ mod tests {
             "{csp}"
         );
         assert!(csp.contains("frame-src https://www.google.com;"), "{csp}");
-        assert!(!csp.contains("unpkg"), "{csp}");
+    }
+
+    #[test]
+    fn the_embedded_leaflet_is_the_published_release() {
+        let js = LEAFLET.iter().find(|f| f.name == "leaflet.js");
+        let js = std::str::from_utf8(js.map_or(&[][..], |f| f.body)).unwrap_or_default();
+        assert!(
+            js.contains(&format!("Leaflet {LEAFLET_VERSION},")),
+            "the embedded leaflet.js is release {LEAFLET_VERSION}"
+        );
+        for file in LEAFLET {
+            assert!(!file.body.is_empty(), "{} is empty", file.name);
+        }
+        let licence = LEAFLET.iter().find(|f| f.name == "LICENSE");
+        assert!(licence.is_some_and(|f| f.body.starts_with(b"BSD 2-Clause License")));
     }
 
     #[test]

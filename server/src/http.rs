@@ -11,7 +11,7 @@ use event_bus::{Epoch, EventDraft, Filter, Position, Role, Room, Severity};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::auth::{Principal, SESSION_COOKIE};
+use crate::auth::{Principal, session_cookie_name};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::role_name;
@@ -61,9 +61,24 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// The session cookie's secret, read under the one name this configuration uses.
+fn session_secret<'a>(state: &AppState, headers: &'a HeaderMap) -> Option<&'a str> {
+    cookie_value(headers, session_cookie_name(state.config().cookie_secure))
+}
+
+/// A `Set-Cookie` value for the session cookie: `__Host-` prefixed and `Secure` over HTTPS.
+fn session_cookie(state: &AppState, secret: &str, max_age: u64) -> String {
+    let secure = state.config().cookie_secure;
+    format!(
+        "{}={secret}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
+        session_cookie_name(secure),
+        if secure { "; Secure" } else { "" }
+    )
+}
+
 /// The principal of a valid session cookie, if there is one.
 pub fn session_principal(state: &AppState, headers: &HeaderMap) -> Option<Principal> {
-    cookie_value(headers, SESSION_COOKIE).and_then(|secret| state.auth().verify_session(secret))
+    session_secret(state, headers).and_then(|secret| state.auth().verify_session(secret))
 }
 
 /// `Json<T>` whose rejections keep the API's error shape (`400 bad_json`).
@@ -245,7 +260,8 @@ impl From<&Principal> for SessionInfo {
 }
 
 #[utoipa::path(post, path = "/api/session", tag = "auth", request_body(content = Object, description = "{\"token\": \"vgl_…\"}"), responses((status = 200, description = "A session cookie was set", body = Object)))]
-/// `POST /api/session`: trades a token for an HttpOnly, SameSite=Strict session cookie.
+/// `POST /api/session`: trades a token for an HttpOnly, SameSite=Strict session cookie
+/// (`__Host-vigil_session` and `Secure` when `cookie_secure` is set).
 pub async fn create_session(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -263,15 +279,7 @@ pub async fn create_session(
         .store()
         .run(move |_| auth_state.auth().create_session(&who, ttl))
         .await?;
-    let secure = if state.config().cookie_secure {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!(
-        "{SESSION_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-        ttl.as_secs()
-    );
+    let cookie = session_cookie(&state, &secret, ttl.as_secs());
     let mut response = Json(SessionInfo::from(&principal)).into_response();
     response.headers_mut().insert(
         SET_COOKIE,
@@ -293,7 +301,7 @@ pub async fn end_session(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     check_origin(&state, &headers)?;
-    if let Some(secret) = cookie_value(&headers, SESSION_COOKIE).map(str::to_owned) {
+    if let Some(secret) = session_secret(&state, &headers).map(str::to_owned) {
         let auth_state = state.clone();
         state
             .store()
@@ -303,7 +311,8 @@ pub async fn end_session(
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(
         SET_COOKIE,
-        HeaderValue::from_static("vigil_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+        HeaderValue::from_str(&session_cookie(&state, "", 0))
+            .map_err(|e| ApiError::internal(&e))?,
     );
     Ok(response)
 }

@@ -8,7 +8,7 @@
 //!
 //! | route | who | what |
 //! |---|---|---|
-//! | `GET /dashboard` | anyone (signs in with a token) | the live dashboard page; its assets under `/dashboard/assets/…`, a local Leaflet under `/dashboard/vendor/leaflet/…` when configured |
+//! | `GET /dashboard` | anyone (signs in with a token) | the live dashboard page; its assets under `/dashboard/assets/…`, Leaflet (embedded, or `--leaflet-dir`) under `/dashboard/vendor/leaflet/…` |
 //! | `GET /api/dashboard/config` | viewer | the map settings the page needs (tile URL, Leaflet source, embed key) |
 //! | `GET /health` | anyone | liveness with the seed dashboard's fields |
 //! | `GET /livez`, `GET /readyz` | anyone | process up; ready (503 while shutting down) |
@@ -62,8 +62,9 @@
 //!   (for a host name, an address the server resolved and pinned when it scheduled the task).
 //!   No client publishes to `alerts` or `scans`: alerts come only from validated results. A
 //!   chat message's sender (`source`, and `data.user`) is the token's label, set by the server.
-//! - Responses carry `Content-Security-Policy: default-src 'self'` plus exactly the configured
-//!   tile, imagery, CDN and embed hosts (no `unsafe-inline`), `X-Content-Type-Options`,
+//! - Responses carry `Content-Security-Policy: default-src 'self'`, scripts and styles from the
+//!   server's own origin only (Leaflet is embedded), plus exactly the configured tile, imagery
+//!   and embed hosts (no `unsafe-inline`, no CDN), `X-Content-Type-Options`,
 //!   `Referrer-Policy: no-referrer` and `X-Frame-Options: DENY`.
 //!
 //! # The `/ws` protocol
@@ -190,7 +191,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use config::ServerConfig;
-pub use dashboard::{DashboardConfig, LeafletSource};
+pub use dashboard::{DashboardConfig, LEAFLET_VERSION, LeafletSource};
 pub use demo::{DemoService, DemoStarted};
 pub use error::{ApiError, Error, Result};
 pub use geolocate::GeoConfig;

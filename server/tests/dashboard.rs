@@ -1,6 +1,8 @@
-//! The dashboard in a real headless Chromium against a server on 127.0.0.1:0: sign-in, live
-//! events, the operations panels, a reconnect that replays what it missed exactly once, the map
-//! without network, and HTML payloads that must show as text and run nothing.
+//! The dashboard in a real headless Chromium against a server on 127.0.0.1:0: sign-in, a
+//! `#token=` link that asks before replacing a session, live events, the operations panels, a
+//! reconnect that replays what it missed exactly once, the map with the Leaflet embedded in the
+//! binary and without network, chat under the server-known sender, and HTML payloads that must
+//! show as text and run nothing.
 //!
 //! Skips with a message when Chromium or chromedriver is missing, unless `VIGIL_E2E=required`.
 //! Screenshots land in `<target>/dashboard-screenshots/`.
@@ -114,7 +116,7 @@ async fn ssh1_service() -> (u16, tokio::task::JoinHandle<()>) {
     (port, task)
 }
 
-/// A loopback port with nothing listening: the "network" the map's CDN and tiles live on.
+/// A loopback port with nothing listening: the "network" the map's tiles live on.
 fn closed_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -127,20 +129,14 @@ fn config() -> ServerConfig {
     let mut config = common::config();
     // Scans may reach this machine only.
     config.scope = vec!["127.0.0.1".into()];
-    // The default CDN with its SRI hashes, moved to where nothing answers.
-    if let LeafletSource::Cdn { base_url, .. } = &mut config.dashboard.leaflet {
-        *base_url = format!("{nowhere}/leaflet");
-    } else {
-        panic!("the default Leaflet source is a CDN");
-    }
     config.dashboard.tile_url = format!("{nowhere}/tiles/{{z}}/{{x}}/{{y}}.png");
     config.imagery.panoramax_base_url = Some(format!("{nowhere}/api"));
     config.imagery.mapillary_base_url = Some(format!("{nowhere}/graph"));
     // The test plays the server's own part in `scans` and `alerts`, which no client may publish
-    // to on a real server: there, the admin may.
+    // to on a real server: here, operators may.
     for room in &mut config.rooms {
         if matches!(room.name.as_str(), "scans" | "alerts") {
-            room.publish = event_bus::Access::at_least(Role::Admin);
+            room.publish = event_bus::Access::at_least(Role::Operator);
         }
     }
     config
@@ -162,7 +158,11 @@ async fn dashboard_in_a_real_browser() {
     let Some(browser) = launch("dashboard").await else {
         return;
     };
-    let server = common::TestServer::start(config()).await;
+    // A Leaflet directory with nothing in it: the map cannot start, the rest of the page must.
+    let empty = tempfile::tempdir().expect("a temp dir");
+    let mut config = config();
+    config.dashboard.leaflet = LeafletSource::Local(empty.path().to_owned());
+    let server = common::TestServer::start(config).await;
     let addr = server.addr;
     let operator = server.token(Role::Operator);
     let base = format!("http://{addr}");
@@ -386,9 +386,13 @@ async fn dashboard_in_a_real_browser() {
         )
         .await;
 
-    // The map: its CDN and tiles are unreachable; the panel says why, the rest works.
+    // The map: Leaflet's directory is empty; the panel says why, the rest works.
     browser
-        .wait_text("#map-message", "could not be loaded", PATIENT)
+        .wait_text(
+            "#map-message",
+            "could not be loaded from this server",
+            PATIENT,
+        )
         .await;
     assert_eq!(browser.count("#map:not([hidden])").await, 0);
     // Street level still works without the map: a Google Maps link, and a plain word on what
@@ -496,8 +500,31 @@ async fn dashboard_in_a_real_browser() {
         )
         .await;
     browser
-        .wait_text("#chat li", "on it <b>now</b>", SECOND)
+        .wait_text("#chat li", "first admin: on it <b>now</b>", SECOND)
         .await;
+    // The sender is the one the server knows (the publishing token's label), never the name a
+    // client writes into the message.
+    publish(
+        addr,
+        &operator,
+        json!({"kind": "chat_message", "room": "chat",
+               "data": {"user": "first admin", "message": "paste your token here"}}),
+    )
+    .await;
+    browser
+        .wait_text("#chat li", "test: paste your token here", SECOND)
+        .await;
+    assert_eq!(
+        browser
+            .js(
+                "return [...document.querySelectorAll('#chat li')]\
+                 .filter((n) => n.textContent.includes('first admin: paste')).length;",
+                vec![],
+            )
+            .await,
+        0,
+        "data.user is never shown as the sender"
+    );
 
     // Admin panel: shown to an admin; agent commands reach the server's in-process agent.
     assert_eq!(browser.count("#admin:not([hidden])").await, 1);
@@ -676,8 +703,75 @@ async fn dashboard_in_a_real_browser() {
         .expect("resize");
     browser.screenshot("04-viewer-half-screen").await;
 
+    replace_session_from_a_link(&browser, &server, &viewer, &operator).await;
+
     browser.close().await;
     server.stop().await;
+}
+
+/// A `#token=` link opened while a viewer is signed in: the page asks before trading the token,
+/// keeps the session when told so, and replaces it (ending the old one on the server) only when
+/// told so. The fragment leaves the address bar either way.
+async fn replace_session_from_a_link(
+    browser: &Browser,
+    server: &common::TestServer,
+    viewer: &str,
+    operator: &str,
+) {
+    let addr = server.addr;
+    let (_, me) = request(addr, "GET", "/api/session", viewer, None).await;
+    let viewer_id = me["token_id"].as_str().unwrap_or_default().to_owned();
+    let link = format!("http://{addr}/dashboard#token={operator}");
+    let sessions_of = |id: &str| {
+        server
+            .state
+            .store()
+            .sessions(chrono::Utc::now())
+            .expect("sessions")
+            .iter()
+            .filter(|s| s.token_id == id)
+            .count()
+    };
+    assert_eq!(sessions_of(&viewer_id), 1, "the viewer is signed in");
+
+    // A fresh load of the link: asked, answered "keep".
+    browser.client.goto("about:blank").await.expect("leave");
+    browser.client.goto(&link).await.expect("open the link");
+    browser
+        .wait_text("#replace-session[open]", "viewer (test)", PATIENT)
+        .await;
+    browser.screenshot("05-replace-session-asked").await;
+    let hash = browser.js("return location.href;", vec![]).await;
+    assert!(!hash.as_str().unwrap_or("vgl_").contains("vgl_"), "{hash}");
+    browser
+        .js("document.getElementById('replace-keep').click();", vec![])
+        .await;
+    browser
+        .wait_text("#connection.conn-live", "live", PATIENT)
+        .await;
+    assert_eq!(browser.text("#role").await, "viewer");
+    assert_eq!(browser.count("#replace-session[open]").await, 0);
+    assert_eq!(sessions_of(&viewer_id), 1, "the session was kept");
+
+    // The same link in the open tab (only the fragment changes): asked, answered "replace".
+    browser
+        .client
+        .goto(&link)
+        .await
+        .expect("open the link again");
+    browser
+        .wait_text("#replace-session[open]", "viewer (test)", PATIENT)
+        .await;
+    browser
+        .js("document.getElementById('replace-accept').click();", vec![])
+        .await;
+    browser.wait_text("#role", "operator", PATIENT).await;
+    browser
+        .wait_text("#connection.conn-live", "live", PATIENT)
+        .await;
+    let href = browser.js("return location.href;", vec![]).await;
+    assert!(!href.as_str().unwrap_or("vgl_").contains("vgl_"), "{href}");
+    assert_eq!(sessions_of(&viewer_id), 0, "the replaced session ended");
 }
 
 #[tokio::test]
@@ -695,10 +789,7 @@ async fn page_and_assets_are_served_with_types_caching_and_policy() {
     assert_eq!(page.header("cache-control"), "no-cache");
     let csp = page.header("content-security-policy");
     assert!(csp.starts_with("default-src 'self';"), "{csp}");
-    assert!(
-        csp.contains("script-src 'self' https://unpkg.com;"),
-        "{csp}"
-    );
+    assert!(csp.contains("script-src 'self';"), "{csp}");
     assert!(
         !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
         "{csp}"
@@ -741,8 +832,35 @@ async fn page_and_assets_are_served_with_types_caching_and_policy() {
     )
     .await;
     assert_eq!(vendor.status, 404);
-    let no_local = raw(addr, "GET", "/dashboard/vendor/leaflet/leaflet.js", "", "").await;
-    assert_eq!(no_local.status, 404, "no local Leaflet is configured");
+    // Leaflet comes out of the binary, with its licence.
+    let leaflet = raw(addr, "GET", "/dashboard/vendor/leaflet/leaflet.js", "", "").await;
+    assert_eq!(leaflet.status, 200);
+    assert_eq!(
+        leaflet.header("content-type"),
+        "text/javascript; charset=utf-8"
+    );
+    assert!(String::from_utf8_lossy(&leaflet.body).contains("Leaflet 1.9.4,"));
+    let marker = raw(
+        addr,
+        "GET",
+        "/dashboard/vendor/leaflet/images/marker-icon.png",
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(marker.header("content-type"), "image/png");
+    assert!(marker.body.starts_with(b"\x89PNG"));
+    let licence = raw(addr, "GET", "/dashboard/vendor/leaflet/LICENSE", "", "").await;
+    assert!(licence.body.starts_with(b"BSD 2-Clause License"));
+    let map = raw(
+        addr,
+        "GET",
+        "/dashboard/vendor/leaflet/leaflet.js.map",
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(map.status, 404, "only the listed files");
 
     // The page's configuration is for signed-in viewers only.
     let anonymous = raw(addr, "GET", "/api/dashboard/config", "", "").await;
@@ -754,50 +872,99 @@ async fn page_and_assets_are_served_with_types_caching_and_policy() {
         config["tile_url"],
         "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     );
-    assert_eq!(config["leaflet"]["source"], "cdn");
+    assert_eq!(config["leaflet"]["source"], "embedded");
+    assert_eq!(config["leaflet"]["version"], vigil_server::LEAFLET_VERSION);
     assert_eq!(
         config["leaflet"]["js"],
-        "https://unpkg.com/leaflet@1.9.4/dist/leaflet.js"
+        "/dashboard/vendor/leaflet/leaflet.js"
     );
-    assert!(
-        config["leaflet"]["js_integrity"]
-            .as_str()
-            .unwrap()
-            .starts_with("sha256-")
+    assert_eq!(
+        config["leaflet"]["css"],
+        "/dashboard/vendor/leaflet/leaflet.css"
     );
     assert_eq!(config["embed_key"], Value::Null);
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn map_with_a_local_leaflet_and_no_tiles() {
-    // `.ci/run` installs the `leaflet` npm package and points this at its `dist` directory.
-    let Some(dir) = std::env::var_os("VIGIL_TEST_LEAFLET_DIR") else {
-        if e2e::required() {
-            panic!("VIGIL_E2E=required but VIGIL_TEST_LEAFLET_DIR is not set (see .ci/run)");
-        }
-        println!(
-            "skipping: VIGIL_TEST_LEAFLET_DIR is not set (the leaflet npm package's dist directory)"
-        );
-        return;
-    };
-    let Some(browser) = launch("local-leaflet").await else {
-        return;
-    };
-    let mut config = config();
-    config.dashboard.leaflet = LeafletSource::Local(dir.into());
-    let csp = {
-        let server = common::TestServer::start(config.clone()).await;
-        let page = raw(server.addr, "GET", "/dashboard", "", "").await;
-        server.stop().await;
-        page.header("content-security-policy").to_owned()
-    };
-    assert!(
-        csp.contains("script-src 'self';"),
-        "no CDN in the policy: {csp}"
+#[tokio::test]
+async fn a_leaflet_dir_replaces_the_embedded_copy() {
+    // The vendored copy, marked, in a directory of its own: what `--leaflet-dir` serves.
+    let vendored = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/vendor/leaflet");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let mut js = std::fs::read(vendored.join("leaflet.js")).expect("the vendored leaflet.js");
+    js.extend_from_slice(b"\nwindow.__leafletFromDir = true;\n");
+    std::fs::write(dir.path().join("leaflet.js"), &js).expect("write leaflet.js");
+    std::fs::write(dir.path().join("secret.txt"), "not for the web").expect("write");
+    let mut config = common::config();
+    config.dashboard.leaflet = LeafletSource::Local(dir.path().to_owned());
+    let server = common::TestServer::start(config).await;
+    let addr = server.addr;
+
+    let served = raw(addr, "GET", "/dashboard/vendor/leaflet/leaflet.js", "", "").await;
+    assert_eq!(served.status, 200);
+    assert_eq!(
+        served.body, js,
+        "the directory's file, not the embedded one"
     );
+    // A listed file the directory lacks, and a file outside the list: nothing.
+    let css = raw(addr, "GET", "/dashboard/vendor/leaflet/leaflet.css", "", "").await;
+    assert_eq!(css.status, 404);
+    let other = raw(addr, "GET", "/dashboard/vendor/leaflet/secret.txt", "", "").await;
+    assert_eq!(other.status, 404);
+
+    let page = raw(addr, "GET", "/dashboard", "", "").await;
+    let csp = page.header("content-security-policy");
+    assert!(csp.contains("script-src 'self';"), "{csp}");
+    let viewer = server.token(Role::Viewer);
+    let (_, answer) = request(addr, "GET", "/api/dashboard/config", &viewer, None).await;
+    assert_eq!(answer["leaflet"]["source"], "local");
+    assert_eq!(
+        answer["leaflet"]["js"],
+        "/dashboard/vendor/leaflet/leaflet.js"
+    );
+
+    // No map at all: nothing under the vendor path, and the page is told so.
+    server.stop().await;
+    let mut config = common::config();
+    config.dashboard.leaflet = LeafletSource::Disabled;
+    let server = common::TestServer::start(config).await;
+    let none = raw(
+        server.addr,
+        "GET",
+        "/dashboard/vendor/leaflet/leaflet.js",
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(none.status, 404);
+    let viewer = server.token(Role::Viewer);
+    let (_, answer) = request(server.addr, "GET", "/api/dashboard/config", &viewer, None).await;
+    assert_eq!(answer["leaflet"], Value::Null);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn map_with_the_embedded_leaflet_and_no_tiles() {
+    let Some(browser) = launch("embedded-leaflet").await else {
+        return;
+    };
+    // No Leaflet directory configured: the default, the copy embedded in the binary.
+    let config = config();
+    assert_eq!(config.dashboard.leaflet, LeafletSource::Embedded);
     let server = common::TestServer::start(config).await;
     let base = format!("http://{}", server.addr);
+    // The policy lets scripts and styles come from this server only: no CDN, no https: host.
+    let page = raw(server.addr, "GET", "/dashboard", "", "").await;
+    let csp = page.header("content-security-policy");
+    let directive = |name: &str| {
+        csp.split(';')
+            .map(str::trim)
+            .find(|d| d.starts_with(name))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(directive("script-src "), "script-src 'self'", "{csp}");
+    assert_eq!(directive("style-src "), "style-src 'self'", "{csp}");
     browser
         .client
         .goto(&format!("{base}/dashboard#token={}", server.admin))
@@ -814,6 +981,22 @@ async fn map_with_a_local_leaflet_and_no_tiles() {
             PATIENT,
         )
         .await;
+    let loaded = browser
+        .js(
+            "const scripts = performance.getEntriesByType('resource')\
+               .map((e) => new URL(e.name)).filter((u) => u.pathname.endsWith('.js'));\
+             return { version: window.L?.version ?? null,\
+               leaflet: scripts.filter((u) => u.origin === location.origin\
+                 && u.pathname === '/dashboard/vendor/leaflet/leaflet.js').length,\
+               elsewhere: scripts.filter((u) => u.origin !== location.origin).map(String) };",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        loaded,
+        json!({"version": vigil_server::LEAFLET_VERSION, "leaflet": 1, "elsewhere": []}),
+        "Leaflet came from this server's embedded copy"
+    );
     browser
         .wait_text("#map-message", "Map tiles cannot be loaded", PATIENT)
         .await;
@@ -879,7 +1062,7 @@ async fn map_with_a_local_leaflet_and_no_tiles() {
             vec![],
         )
         .await;
-    browser.screenshot("map-local-leaflet").await;
+    browser.screenshot("map-embedded-leaflet").await;
     browser.close().await;
     server.stop().await;
 }

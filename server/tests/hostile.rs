@@ -1,8 +1,11 @@
-//! The server against hostile clients, on 127.0.0.1 only, each case bounded in count and time:
-//! every finding of the hostile-clients review, reproduced, and shown to hold now. One module
-//! per area.
+//! The server against hostile clients: each finding of the security review reproduced on
+//! 127.0.0.1 (or in process), asserting that it now holds. Bounded in count and time.
+//!
+//! One module per area, each in `hostile/`.
 
 mod common;
 
+#[path = "hostile/dashboard.rs"]
+mod dashboard;
 #[path = "hostile/sockets.rs"]
 mod sockets;

@@ -44,7 +44,8 @@ pub struct Args {
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     allowed_origins: Vec<String>,
 
-    /// Mark the session cookie Secure (set this when serving behind HTTPS) [env VIGIL_COOKIE_SECURE].
+    /// The dashboard is reached over HTTPS (a TLS proxy in front): the session cookie becomes
+    /// `__Host-vigil_session` with `Secure`, and only that name is read [env VIGIL_COOKIE_SECURE].
     #[arg(long)]
     cookie_secure: bool,
 
@@ -83,8 +84,9 @@ pub struct Args {
     )]
     tile_attribution: Option<String>,
 
-    /// Serve Leaflet from this directory (the `dist` folder of the `leaflet` npm package)
-    /// instead of loading it from a public CDN [env VIGIL_LEAFLET_DIR].
+    /// Serve Leaflet from this directory (the `dist` folder of the `leaflet` npm package, for
+    /// another release) instead of the Leaflet 1.9.4 embedded in the binary; either way the
+    /// page loads it from this server, never a CDN [env VIGIL_LEAFLET_DIR].
     #[arg(long, value_name = "DIR", env = "VIGIL_LEAFLET_DIR", hide_env = true)]
     leaflet_dir: Option<PathBuf>,
 }
