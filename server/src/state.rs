@@ -165,6 +165,7 @@ impl AppState {
                 ..OrchestratorConfig::default()
             },
         )?);
+        let telemetry = Telemetry::new(&config.rooms);
         let state = AppState {
             inner: Arc::new(Inner {
                 config,
@@ -181,7 +182,7 @@ impl AppState {
                 counters: WsCounters::default(),
                 imagery,
                 geo,
-                telemetry: Telemetry::default(),
+                telemetry,
                 orchestrator,
             }),
         };
