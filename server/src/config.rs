@@ -17,6 +17,10 @@ use crate::error::{Error, Result};
 /// | `max_message_bytes` | 64 KiB | largest WebSocket message accepted |
 /// | `max_body_bytes` | 1 MiB | largest HTTP request body accepted |
 /// | `max_connections` | 10 000 | WebSocket connections at once |
+/// | `header_read_timeout` | 10 s | how long a client has to send a complete request head; the connection is closed when it has not (slowloris). It runs again while a kept-alive connection waits for its next request |
+/// | `keep_alive_timeout` | 5 s | an idle keep-alive connection (no request in flight) is closed after this; at most `header_read_timeout` |
+/// | `max_header_bytes` | 16 KiB | largest request head (request line and header fields); a larger one is answered 431 and the connection closed |
+/// | `max_headers` | 100 | most header fields in one request; more are answered 431 |
 /// | `messages_per_second`, `message_burst` | 20, 50 | inbound WebSocket messages per connection |
 /// | `outbound_queue_bytes` | 1 MiB | bytes of events (and replies) waiting for one client beyond what its socket holds before it is closed as too slow (4008) |
 /// | `auth_timeout` | 10 s | how long a socket may stay unauthenticated |
@@ -29,8 +33,8 @@ use crate::error::{Error, Result};
 /// | `local_agent` | on, 4 tasks at once | the in-process scanning agent |
 /// | `demo` | false | `vigil serve --demo`: deliberately weak services on 127.0.0.1, scans of them, simulated activity labelled `demo`; adds `127.0.0.1` to the scope |
 /// | `agent_lease` | 30 s | how long a remote agent keeps its tasks without a heartbeat |
-/// | `imagery` | no keys | provider keys and endpoints for Street View and open imagery ([`crate::ImageryConfig`]) |
-/// | `geo` | offline only, 10 online lookups per request | WiGLE/OpenCellID keys and limits for the geolocation endpoints ([`crate::GeoConfig`]); the offline database is `<data_dir>/geodb` |
+/// | `imagery` | no keys; per-token budgets | provider keys and endpoints for Street View and open imagery, and each token's budget of Static images, Mapillary and Panoramax lookups ([`crate::ImageryConfig`]) |
+/// | `geo` | offline only, 10 online lookups per request; per-token budgets; 1 000 000 overlay rows | WiGLE/OpenCellID keys, each token's budget of their lookups and of geosubmits, the overlay's bound ([`crate::GeoConfig`]); the offline database is `<data_dir>/geodb` |
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Where the database lives.
@@ -45,6 +49,14 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// WebSocket connections at once.
     pub max_connections: usize,
+    /// How long a client has to send a complete request head.
+    pub header_read_timeout: Duration,
+    /// How long an idle keep-alive connection stays open.
+    pub keep_alive_timeout: Duration,
+    /// Largest request head (request line and header fields), in bytes.
+    pub max_header_bytes: usize,
+    /// Most header fields in one request.
+    pub max_headers: usize,
     /// Sustained inbound WebSocket messages per second per connection.
     pub messages_per_second: u32,
     /// Inbound WebSocket messages allowed in a burst.
@@ -79,6 +91,13 @@ pub struct ServerConfig {
     pub agent_lease: Duration,
 }
 
+/// Shortest accepted HTTP timeout.
+const MIN_TIMEOUT: Duration = Duration::from_millis(100);
+/// Longest accepted request-head timeout.
+const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+/// Largest accepted `max_header_bytes` (hyper's read buffer holds the head; it stops at ~400 KB).
+const MAX_HEADER_BYTES: usize = 256 * 1024;
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
@@ -88,6 +107,10 @@ impl Default for ServerConfig {
             max_message_bytes: 64 * 1024,
             max_body_bytes: 1024 * 1024,
             max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(5),
+            max_header_bytes: 16 * 1024,
+            max_headers: 100,
             messages_per_second: 20,
             message_burst: 50,
             outbound_queue_bytes: 1024 * 1024,
@@ -129,12 +152,31 @@ impl ServerConfig {
         if self.max_connections == 0 {
             return bad("max_connections must be at least 1");
         }
+        if !(MIN_TIMEOUT..=MAX_TIMEOUT).contains(&self.header_read_timeout) {
+            return bad("header_read_timeout must be between 100 ms and 10 min");
+        }
+        if self.keep_alive_timeout < MIN_TIMEOUT
+            || self.keep_alive_timeout > self.header_read_timeout
+        {
+            return bad(
+                "keep_alive_timeout must be at least 100 ms and at most header_read_timeout \
+                 (a kept-alive connection waits for its next request head under that timer too)",
+            );
+        }
+        if !(1024..=MAX_HEADER_BYTES).contains(&self.max_header_bytes) {
+            return bad("max_header_bytes must be between 1024 and 262144");
+        }
+        if !(8..=1000).contains(&self.max_headers) {
+            return bad("max_headers must be between 8 and 1000");
+        }
         if self.messages_per_second == 0 || self.message_burst == 0 {
             return bad("messages_per_second and message_burst must be at least 1");
         }
         if self.outbound_queue_bytes < self.max_message_bytes {
             return bad("outbound_queue_bytes must be at least max_message_bytes");
         }
+        self.imagery.validate()?;
+        self.geo.validate()?;
         if let Some(n) = self.local_agent
             && !(1..=64).contains(&n)
         {

@@ -141,7 +141,9 @@
 //! ```
 
 pub mod auth;
+mod budget;
 mod config;
+mod connection;
 mod dashboard;
 mod demo;
 mod error;
@@ -174,6 +176,7 @@ use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+pub use budget::Budget;
 pub use config::ServerConfig;
 pub use dashboard::{DashboardConfig, LeafletSource};
 pub use demo::{DemoService, DemoStarted};
@@ -271,6 +274,10 @@ async fn refuse_query_tokens(request: Request<axum::body::Body>, next: Next) -> 
 /// Serves `state` on `listener` until `shutdown` resolves, then drains: readiness goes to 503,
 /// new connections are refused, WebSocket clients get a 1001 close, in-flight work gets
 /// `drain_timeout`, and the event log is flushed.
+///
+/// Connections are served by hyper's HTTP/1 builder with the request-head timeout, keep-alive
+/// idle timeout and head size limits of [`ServerConfig`]; requests carry the peer address as
+/// axum's `ConnectInfo<SocketAddr>`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -308,36 +315,25 @@ pub async fn serve(
             background.child_token(),
         ))
     });
-    let drain_state = state.clone();
-    // Nagle's algorithm with the client's delayed ACK holds small frames back by up to 40 ms;
-    // every frame here is a message someone waits for.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %err, "TCP_NODELAY could not be set");
-        }
-    });
-    let served = axum::serve(listener, app(state.clone()))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: draining connections");
-            drain_state.begin_shutdown();
-        })
-        .await
-        .map_err(|source| Error::Io {
-            context: "serving".into(),
-            source,
-        });
-    // Upgraded WebSocket connections are not tracked by axum: wait for them here.
+    let prune = tokio::spawn(prune_budgets(state.clone(), background.clone()));
+    let connections = connection::accept(listener, app(state.clone()), &state, shutdown).await;
+    // Readiness goes to 503, every connection is told to close (HTTP ones after the request in
+    // flight, WebSocket ones with 1001), and both get `drain_timeout` together.
+    tracing::info!("shutting down: draining connections");
     state.begin_shutdown();
     state.tracker().close();
-    if tokio::time::timeout(state.config().drain_timeout, state.tracker().wait())
-        .await
-        .is_err()
-    {
+    let drained = tokio::time::timeout(state.config().drain_timeout, async {
+        connections.wait().await;
+        state.tracker().wait().await;
+    })
+    .await;
+    if drained.is_err() {
         tracing::warn!(
             connections = state.connections(),
+            http_connections = connections.open(),
             "drain timeout: dropping the remaining connections"
         );
+        connections.force_close();
     }
     if let Some(demo) = demo {
         demo.stop().await;
@@ -347,9 +343,28 @@ pub async fn serve(
         let _ = local.await;
     }
     let _ = leases.await;
+    let _ = prune.await;
     let _ = log.await;
     let _ = reload.await;
-    served
+    Ok(())
+}
+
+/// How often the per-token budgets forget tokens whose bucket is full again.
+const BUDGET_PRUNE: Duration = Duration::from_secs(60);
+
+/// Keeps the keyed budget stores small: a token that has not spent anything lately (or was
+/// revoked) drops out; its next request starts from a full bucket, which is what it would have.
+async fn prune_budgets(state: AppState, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(BUDGET_PRUNE);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {
+                state.imagery().prune_budgets();
+                state.geo().prune_budgets();
+            }
+        }
+    }
 }
 
 async fn expire_leases(state: AppState, stop: CancellationToken) {
