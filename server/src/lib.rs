@@ -49,6 +49,11 @@
 //!   rate limited (close 4029); each client has a bounded outbound queue and is closed with 4008
 //!   when it stops reading, so it never slows anyone else; unauthenticated sockets are closed
 //!   after 10 s (4001).
+//! - A request head must arrive whole within 10 s (else the connection is closed), an idle
+//!   keep-alive connection is closed after 5 s, a head is at most 16 KiB and 100 fields (431).
+//! - Paid and rate-limited upstreams (Static Street View, Mapillary, Panoramax, WiGLE,
+//!   OpenCellID) and geosubmits have a budget per token: 429 with `Retry-After` when it is spent.
+//! - Metric labels come from fixed sets only.
 //! - Responses carry `Content-Security-Policy: default-src 'self'` plus exactly the configured
 //!   tile, imagery, CDN and embed hosts (no `unsafe-inline`), `X-Content-Type-Options`,
 //!   `Referrer-Policy: no-referrer` and `X-Frame-Options: DENY`.
