@@ -224,12 +224,11 @@ async fn an_unfinished_request_head_is_closed_after_the_timeout() {
             closed = true;
             break;
         }
-        match tokio::time::timeout(Duration::from_millis(50), tcp.read(&mut chunk)).await {
-            Ok(Ok(0) | Err(_)) => {
-                closed = true;
-                break;
-            }
-            _ => {}
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(50), tcp.read(&mut chunk)).await
+        {
+            closed = true;
+            break;
         }
     }
     let took = started.elapsed();
