@@ -82,7 +82,8 @@ impl Meter {
             .check_key(&token_id.to_owned())
             .map_err(|not_until| {
                 let wait = not_until.wait_time_from(self.clock.now());
-                tracing::info!(
+                // Debug, not info: a client hammering a spent budget must not flood the log.
+                tracing::debug!(
                     upstream = self.upstream,
                     token = token_id,
                     retry_after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),

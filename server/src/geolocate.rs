@@ -209,7 +209,8 @@ impl Spender {
 /// [`Source::lookup`] asks `enough` right before each paid request (its documented contract),
 /// so the gate sits there: a unit is taken only when a request is about to be sent, never for
 /// a cache hit; an empty bucket answers "enough" and the source stops asking. Lookups outside a
-/// request (no [`SPENDER`]) are not metered.
+/// request (no [`SPENDER`]) are not metered. (A unit taken while the provider is in its quota
+/// back-off is spent without a request: the source returns its quota error right after.)
 #[derive(Debug)]
 struct Metered {
     inner: Arc<dyn Source>,

@@ -291,7 +291,10 @@ pub async fn serve(
     let background = CancellationToken::new();
     let log = tokio::spawn(eventlog::run(state.clone(), background.clone()));
     let reload = tokio::spawn(reload_tokens(state.clone(), background.clone()));
-    let leases = tokio::spawn(expire_leases(state.clone(), background.clone()));
+    let leases = tokio::spawn(every(Duration::from_secs(1), background.clone(), {
+        let state = state.clone();
+        move || state.orchestrator().tick()
+    }));
     // Demo mode: weak loopback services, scans of them and the simulated activity. Before the
     // in-process agent, so no scan an earlier demo left unfinished is handed to it.
     let demo = if state.config().demo {
@@ -320,7 +323,13 @@ pub async fn serve(
             background.child_token(),
         ))
     });
-    let prune = tokio::spawn(prune_budgets(state.clone(), background.clone()));
+    let prune = tokio::spawn(every(BUDGET_PRUNE, background.clone(), {
+        let state = state.clone();
+        move || {
+            state.imagery().prune_budgets();
+            state.geo().prune_budgets();
+        }
+    }));
     let connections = connection::accept(listener, app(state.clone()), &state, shutdown).await;
     // Readiness goes to 503, every connection is told to close (HTTP ones after the request in
     // flight, WebSocket ones with 1001), and both get `drain_timeout` together.
@@ -354,30 +363,18 @@ pub async fn serve(
     Ok(())
 }
 
-/// How often the per-token budgets forget tokens whose bucket is full again.
+/// How often the per-token budgets forget tokens whose bucket is full again: a token that has
+/// not spent anything lately (or was revoked) drops out, and its next request starts from the
+/// full bucket it would have had anyway.
 const BUDGET_PRUNE: Duration = Duration::from_secs(60);
 
-/// Keeps the keyed budget stores small: a token that has not spent anything lately (or was
-/// revoked) drops out; its next request starts from a full bucket, which is what it would have.
-async fn prune_budgets(state: AppState, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(BUDGET_PRUNE);
+/// Runs `f` every `period` until `stop`.
+async fn every(period: Duration, stop: CancellationToken, mut f: impl FnMut()) {
+    let mut tick = tokio::time::interval(period);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
-            _ = tick.tick() => {
-                state.imagery().prune_budgets();
-                state.geo().prune_budgets();
-            }
-        }
-    }
-}
-
-async fn expire_leases(state: AppState, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = tick.tick() => state.orchestrator().tick(),
+            _ = tick.tick() => f(),
         }
     }
 }
