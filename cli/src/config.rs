@@ -56,6 +56,12 @@ pub struct ServeFile {
     pub tile_attribution: Option<String>,
     /// A local Leaflet `dist` directory.
     pub leaflet_dir: Option<PathBuf>,
+    /// Seconds a client has to send a whole request head.
+    pub header_read_timeout: Option<f64>,
+    /// Seconds an idle keep-alive connection stays open.
+    pub keep_alive_timeout: Option<f64>,
+    /// Largest request head in bytes.
+    pub max_header_bytes: Option<usize>,
 }
 
 /// `[agent]` in the file.

@@ -77,3 +77,29 @@ fn unknown_keys_and_missing_files_are_errors_that_say_which() {
         .failure()
         .stderr(predicate::str::contains("VIGIL_DEMO must be true or false"));
 }
+
+#[test]
+fn http_limits_come_from_the_file_and_the_environment_and_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("vigil.toml"),
+        "[serve]\nheader_read_timeout = 2.5\nkeep_alive_timeout = 1\n",
+    )
+    .unwrap();
+    let out = vigil(dir.path())
+        .args(["config", "show", "--json"])
+        .env("VIGIL_MAX_HEADER_BYTES", "8192")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["serve"]["header_read_timeout"], 2.5);
+    assert_eq!(shown["serve"]["keep_alive_timeout"], 1.0);
+    assert_eq!(shown["serve"]["max_header_bytes"], 8192);
+    // A keep-alive timeout longer than the head timeout is refused before anything starts.
+    vigil(dir.path())
+        .args(["serve", "--data-dir", "data", "--keep-alive-timeout", "60"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("keep_alive_timeout"));
+}

@@ -18,6 +18,10 @@ use crate::error::{Error, Result};
 /// | `max_body_bytes` | 1 MiB | largest HTTP request body accepted |
 /// | `max_connections` | 10 000 | authenticated WebSocket and Socket.IO connections at once |
 /// | `max_unauthenticated`, `max_unauthenticated_per_source` | 1 024, 64 | sockets waiting to authenticate, in all and per source address (IPv6: per /64), counted apart from `max_connections`, for `/ws` and Engine.IO each; a client with a session cookie or `Authorization: Bearer` on the upgrade is never counted (the `admission` module's docs) |
+/// | `header_read_timeout` | 10 s | how long a client has to send a complete request head; the connection is closed when it has not (slowloris). It runs again while a kept-alive connection waits for its next request |
+/// | `keep_alive_timeout` | 5 s | an idle keep-alive connection (no request in flight) is closed after this; at most `header_read_timeout` |
+/// | `max_header_bytes` | 16 KiB | largest request head (request line and header fields); a larger one is answered 431 and the connection closed |
+/// | `max_headers` | 100 | most header fields in one request; more are answered 431 |
 /// | `messages_per_second`, `message_burst` | 20, 50 | inbound WebSocket messages per connection |
 /// | `outbound_queue_bytes` | 1 MiB | bytes of events (and replies) waiting for one client beyond what its socket holds before it is closed as too slow (4008) |
 /// | `auth_timeout` | 10 s | how long a socket may stay unauthenticated |
@@ -31,8 +35,8 @@ use crate::error::{Error, Result};
 /// | `demo` | false | `vigil serve --demo`: deliberately weak services on 127.0.0.1, scans of them, simulated activity labelled `demo`; adds `127.0.0.1` to the scope |
 /// | `agent_lease` | 30 s | how long a remote agent keeps its tasks without a heartbeat |
 /// | `max_agents_per_token`, `max_agents` | 256, 10 000 | agent ids one token, and the server, may hold; past either, the agent offline the longest is forgotten (an id belongs to the token that registered it) |
-/// | `imagery` | no keys | provider keys and endpoints for Street View and open imagery ([`crate::ImageryConfig`]) |
-/// | `geo` | offline only, 10 online lookups per request | WiGLE/OpenCellID keys and limits for the geolocation endpoints ([`crate::GeoConfig`]); the offline database is `<data_dir>/geodb` |
+/// | `imagery` | no keys; per-token budgets | provider keys and endpoints for Street View and open imagery, and each token's budget of Static images, Mapillary and Panoramax lookups ([`crate::ImageryConfig`]) |
+/// | `geo` | offline only, 10 online lookups per request; per-token budgets; 1 000 000 overlay rows | WiGLE/OpenCellID keys, each token's budget of their lookups and of geosubmits, the overlay's bound ([`crate::GeoConfig`]); the offline database is `<data_dir>/geodb` |
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Where the database lives.
@@ -51,6 +55,14 @@ pub struct ServerConfig {
     pub max_unauthenticated: usize,
     /// Of those, from one source address (IPv6: one /64).
     pub max_unauthenticated_per_source: usize,
+    /// How long a client has to send a complete request head.
+    pub header_read_timeout: Duration,
+    /// How long an idle keep-alive connection stays open.
+    pub keep_alive_timeout: Duration,
+    /// Largest request head (request line and header fields), in bytes.
+    pub max_header_bytes: usize,
+    /// Most header fields in one request.
+    pub max_headers: usize,
     /// Sustained inbound WebSocket messages per second per connection.
     pub messages_per_second: u32,
     /// Inbound WebSocket messages allowed in a burst.
@@ -89,6 +101,13 @@ pub struct ServerConfig {
     pub max_agents: usize,
 }
 
+/// Shortest accepted HTTP timeout.
+const MIN_TIMEOUT: Duration = Duration::from_millis(100);
+/// Longest accepted request-head timeout.
+const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+/// Largest accepted `max_header_bytes` (hyper's read buffer holds the head; it stops at ~400 KB).
+const MAX_HEADER_BYTES: usize = 256 * 1024;
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
@@ -100,6 +119,10 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             max_unauthenticated: 1024,
             max_unauthenticated_per_source: 64,
+            header_read_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(5),
+            max_header_bytes: 16 * 1024,
+            max_headers: 100,
             messages_per_second: 20,
             message_burst: 50,
             outbound_queue_bytes: 1024 * 1024,
@@ -151,12 +174,31 @@ impl ServerConfig {
         if self.max_agents_per_token == 0 || self.max_agents < self.max_agents_per_token {
             return bad("max_agents_per_token must be at least 1 and at most max_agents");
         }
+        if !(MIN_TIMEOUT..=MAX_TIMEOUT).contains(&self.header_read_timeout) {
+            return bad("header_read_timeout must be between 100 ms and 10 min");
+        }
+        if self.keep_alive_timeout < MIN_TIMEOUT
+            || self.keep_alive_timeout > self.header_read_timeout
+        {
+            return bad(
+                "keep_alive_timeout must be at least 100 ms and at most header_read_timeout \
+                 (a kept-alive connection waits for its next request head under that timer too)",
+            );
+        }
+        if !(1024..=MAX_HEADER_BYTES).contains(&self.max_header_bytes) {
+            return bad("max_header_bytes must be between 1024 and 262144");
+        }
+        if !(8..=1000).contains(&self.max_headers) {
+            return bad("max_headers must be between 8 and 1000");
+        }
         if self.messages_per_second == 0 || self.message_burst == 0 {
             return bad("messages_per_second and message_burst must be at least 1");
         }
         if self.outbound_queue_bytes < self.max_message_bytes {
             return bad("outbound_queue_bytes must be at least max_message_bytes");
         }
+        self.imagery.validate()?;
+        self.geo.validate()?;
         if let Some(n) = self.local_agent
             && !(1..=64).contains(&n)
         {

@@ -40,6 +40,19 @@
 //! circle, so `confidence` is always 0.95. The seed's cells carry no radio type: without
 //! `radio`, a cell is looked up as each radio its id fits (GSM, WCDMA, LTE, NR).
 //!
+//! # Budgets and bounds
+//!
+//! Each token has a budget of online lookups per provider (`wigle_budget`, `opencellid_budget`)
+//! and of `/v2/geosubmit` requests (`geosubmit_budget`); see [`GeoConfig`]. A unit is spent just
+//! before a request is sent to WiGLE or OpenCellID: answers from the offline database and the
+//! cache cost nothing. When a spent budget kept a provider from being asked and nothing else
+//! answered, the answer is 429 with `Retry-After` (Google's envelope with reason
+//! `userRateLimitExceeded` on `/v1/geolocate` and `/v2/geosubmit`; `budget_exceeded` on the
+//! seed routes). What `/v2/geosubmit` teaches is kept for at most `max_overlay_rows`
+//! transmitters: past that, known ones still refine and new ones are refused (reason
+//! `overlayFull`, 507, when nothing of the body could be stored; otherwise `{"refused": n}` in
+//! the 200 answer).
+//!
 //! # Events
 //!
 //! Every answered request publishes `location_resolved` to the `monitoring` room with the
@@ -47,6 +60,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Json;
 use axum::body::Bytes;
@@ -60,15 +74,18 @@ use geo_locate::api::{
     WifiAccessPoint,
 };
 use geo_locate::cache::{Cache, CacheConfig};
+use geo_locate::locator::{OpenCellIdSource, WigleSource};
 use geo_locate::opencellid::{OpenCellIdClient, OpenCellIdConfig};
 use geo_locate::wigle::{WigleClient, WigleConfig};
 use geo_locate::{
-    ErrorEnvelope, Estimate, EstimateKind, GeoDb, GeolocateRequest, Locator, Query, Radio,
+    ErrorEnvelope, Estimate, EstimateKind, GeoDb, GeolocateRequest, Known, Locator, Query, Radio,
+    Source,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::Principal;
+use crate::budget::{Budget, Meter, OverBudget};
 use crate::error::{ApiError, Error, Result};
 use crate::http::{ApiJson, Caller, check_origin, session_principal};
 use crate::state::AppState;
@@ -83,6 +100,10 @@ use crate::state::AppState;
 /// | `wigle_base_url` | `https://api.wigle.net` | WiGLE API root (tests point it at a mock) |
 /// | `opencellid_base_url` | `https://opencellid.org` | OpenCellID API root |
 /// | `max_online_lookups` | 10 | WiGLE/OpenCellID requests per located request (cache hits are free) |
+/// | `wigle_budget` | 60 an hour, 20 at once | WiGLE requests per token |
+/// | `opencellid_budget` | 200 an hour, 20 at once | OpenCellID requests per token |
+/// | `geosubmit_budget` | 600 an hour, 60 at once | `/v2/geosubmit` requests per token |
+/// | `max_overlay_rows` | 1 000 000 | transmitters the geosubmit overlay keeps (about 100 MB); when full, new ones are refused |
 #[derive(Clone)]
 pub struct GeoConfig {
     /// WiGLE API name.
@@ -97,6 +118,23 @@ pub struct GeoConfig {
     pub opencellid_base_url: Option<String>,
     /// Most provider requests per located request.
     pub max_online_lookups: usize,
+    /// Per-token budget of WiGLE requests.
+    pub wigle_budget: Budget,
+    /// Per-token budget of OpenCellID requests.
+    pub opencellid_budget: Budget,
+    /// Per-token budget of `/v2/geosubmit` requests.
+    pub geosubmit_budget: Budget,
+    /// Most transmitters the geosubmit overlay keeps.
+    pub max_overlay_rows: u64,
+}
+
+impl GeoConfig {
+    /// Checks the budgets.
+    pub(crate) fn validate(&self) -> Result<()> {
+        self.wigle_budget.check("geo.wigle_budget")?;
+        self.opencellid_budget.check("geo.opencellid_budget")?;
+        self.geosubmit_budget.check("geo.geosubmit_budget")
+    }
 }
 
 impl Default for GeoConfig {
@@ -108,6 +146,10 @@ impl Default for GeoConfig {
             wigle_base_url: None,
             opencellid_base_url: None,
             max_online_lookups: 10,
+            wigle_budget: Budget::new(60, 20),
+            opencellid_budget: Budget::new(200, 20),
+            geosubmit_budget: Budget::new(600, 60),
+            max_overlay_rows: geo_locate::store::overlay::DEFAULT_MAX_ROWS,
         }
     }
 }
@@ -122,6 +164,10 @@ impl std::fmt::Debug for GeoConfig {
             .field("wigle_base_url", &self.wigle_base_url)
             .field("opencellid_base_url", &self.opencellid_base_url)
             .field("max_online_lookups", &self.max_online_lookups)
+            .field("wigle_budget", &self.wigle_budget)
+            .field("opencellid_budget", &self.opencellid_budget)
+            .field("geosubmit_budget", &self.geosubmit_budget)
+            .field("max_overlay_rows", &self.max_overlay_rows)
             .finish()
     }
 }
@@ -131,6 +177,78 @@ pub struct Geo {
     db: Arc<GeoDb>,
     locator: Locator,
     online: Vec<&'static str>,
+    /// The online sources' meters, to prune.
+    meters: Vec<Arc<Meter>>,
+    geosubmit_budget: Meter,
+}
+
+tokio::task_local! {
+    /// Whose budgets the online sources spend while one request is located.
+    static SPENDER: Arc<Spender>;
+}
+
+/// The caller of the request being located, and the budget that stopped a lookup, if any.
+#[derive(Debug)]
+struct Spender {
+    token_id: String,
+    over: parking_lot::Mutex<Option<OverBudget>>,
+}
+
+impl Spender {
+    /// Keeps the budget that comes back soonest.
+    fn refused(&self, over: OverBudget) {
+        let mut slot = self.over.lock();
+        if slot.is_none_or(|o| over.retry_after < o.retry_after) {
+            *slot = Some(over);
+        }
+    }
+}
+
+/// An online source that spends the caller's budget before each provider request.
+///
+/// [`Source::lookup`] asks `enough` right before each paid request (its documented contract),
+/// so the gate sits there: a unit is taken only when a request is about to be sent, never for
+/// a cache hit; an empty bucket answers "enough" and the source stops asking. Lookups outside a
+/// request (no [`SPENDER`]) are not metered. (A unit taken while the provider is in its quota
+/// back-off is spent without a request: the source returns its quota error right after.)
+#[derive(Debug)]
+struct Metered {
+    inner: Arc<dyn Source>,
+    meter: Arc<Meter>,
+}
+
+#[async_trait::async_trait]
+impl Source for Metered {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    async fn lookup(
+        &self,
+        query: &Query,
+        known: &mut Known,
+        budget: &mut usize,
+        enough: &(dyn for<'k> Fn(&'k Known) -> bool + Send + Sync),
+    ) -> geo_locate::Result<()> {
+        let Ok(spender) = SPENDER.try_with(Arc::clone) else {
+            return self.inner.lookup(query, known, budget, enough).await;
+        };
+        let spent = AtomicBool::new(false);
+        let gate = |k: &Known| {
+            if enough(k) || spent.load(Ordering::Relaxed) {
+                return true;
+            }
+            match self.meter.take(&spender.token_id) {
+                Ok(()) => false,
+                Err(over) => {
+                    spent.store(true, Ordering::Relaxed);
+                    spender.refused(over);
+                    true
+                }
+            }
+        };
+        self.inner.lookup(query, known, budget, &gate).await
+    }
 }
 
 impl std::fmt::Debug for Geo {
@@ -191,6 +309,7 @@ impl Geo {
             .database(Arc::clone(&db))
             .max_online_lookups(config.max_online_lookups);
         let mut online = Vec::new();
+        let mut meters = Vec::new();
         if wigle.is_some() || ocid.is_some() {
             let path = data_dir.join("geo-cache.sqlite");
             let cache = Arc::new(Cache::open(&path, CacheConfig::default()).map_err(|e| {
@@ -199,23 +318,44 @@ impl Geo {
                     path.display()
                 ))
             })?);
+            let mut metered = |name: &'static str, inner: Arc<dyn Source>, budget: Budget| {
+                let meter = Arc::new(Meter::new(name, budget));
+                meters.push(Arc::clone(&meter));
+                online.push(name);
+                Arc::new(Metered { inner, meter })
+            };
             if let Some(c) = ocid {
-                builder = builder.opencellid(c, Some(Arc::clone(&cache)));
-                online.push("opencellid");
+                let source = OpenCellIdSource::new(c, Some(Arc::clone(&cache)));
+                builder = builder.source(metered(
+                    "opencellid",
+                    Arc::new(source),
+                    config.opencellid_budget,
+                ));
             }
             if let Some(c) = wigle {
-                builder = builder.wigle(c, Some(cache));
-                online.push("wigle");
+                let source = WigleSource::new(c, Some(cache));
+                builder = builder.source(metered("wigle", Arc::new(source), config.wigle_budget));
             }
         }
         let locator = builder
             .build()
             .map_err(|e| Error::Config(format!("geolocation: {e}")))?;
+        db.overlay().set_max_rows(config.max_overlay_rows);
         Ok(Geo {
             db,
             locator,
             online,
+            meters,
+            geosubmit_budget: Meter::new("geosubmit", config.geosubmit_budget),
         })
+    }
+
+    /// Forgets tokens whose budgets are full again (see the `budget` module).
+    pub(crate) fn prune_budgets(&self) {
+        for meter in &self.meters {
+            meter.prune();
+        }
+        self.geosubmit_budget.prune();
     }
 
     /// The online providers in use (`opencellid`, `wigle`).
@@ -445,18 +585,42 @@ fn publish_resolved(
     }
 }
 
-/// Runs the locator, publishing the event for an answer.
+/// What the locator found, and the budget that kept a provider from being asked.
+struct Located {
+    estimate: Option<Estimate>,
+    over: Option<OverBudget>,
+}
+
+/// Runs the locator with the caller's budgets, publishing the event for an answer.
 async fn resolve(
     state: &AppState,
     principal: &Principal,
     endpoint: &str,
     query: &Query,
-) -> Result<Option<Estimate>, geo_locate::Error> {
-    let estimate = state.geo().locator.locate_query(query).await?;
+) -> Result<Located, geo_locate::Error> {
+    let spender = Arc::new(Spender {
+        token_id: principal.token_id.clone(),
+        over: parking_lot::Mutex::new(None),
+    });
+    let estimate = SPENDER
+        .scope(
+            Arc::clone(&spender),
+            state.geo().locator.locate_query(query),
+        )
+        .await?;
     if let Some(e) = &estimate {
         publish_resolved(state, principal, endpoint, query, e);
     }
-    Ok(estimate)
+    let over = *spender.over.lock();
+    Ok(Located { estimate, over })
+}
+
+/// Google's envelope for a spent budget: 429 `userRateLimitExceeded` with `Retry-After`.
+fn over_budget_envelope(over: OverBudget) -> Response {
+    over.with_retry_after(
+        Envelope::custom(429, "usageLimits", "userRateLimitExceeded", &over.message())
+            .into_response(),
+    )
 }
 
 #[utoipa::path(post, path = "/v1/geolocate", tag = "geolocation",
@@ -466,6 +630,7 @@ async fn resolve(
         (status = 200, description = "{location: {lat, lng}, accuracy, fallback?}", body = Object),
         (status = 400, description = "Google envelope: parseError (details.decode or details.validation) or keyInvalid", body = Object),
         (status = 403, description = "Google envelope: dailyLimitExceeded", body = Object),
+        (status = 429, description = "Google envelope: userRateLimitExceeded (this token's provider budget is spent; Retry-After)", body = Object),
         (status = 404, description = "Google envelope: notFound", body = Object),
         (status = 503, description = "Google envelope: serviceUnavailable", body = Object)),
     security(("token" = []), ("session" = []), ("key" = [])))]
@@ -493,8 +658,15 @@ async fn geolocate_inner(
     let parsed: GeolocateRequest = parse(&body)?;
     let query = Query::from_request(&parsed);
     match resolve(state, &principal, "/v1/geolocate", &query).await {
-        Ok(Some(estimate)) => Ok(Json(estimate.to_response()).into_response()),
-        Ok(None) => Err(Envelope(ErrorEnvelope::not_found())),
+        Ok(Located {
+            estimate: Some(estimate),
+            ..
+        }) => Ok(Json(estimate.to_response()).into_response()),
+        Ok(Located {
+            estimate: None,
+            over: Some(over),
+        }) => Ok(over_budget_envelope(over)),
+        Ok(Located { estimate: None, .. }) => Err(Envelope(ErrorEnvelope::not_found())),
         Err(err) => Err(Envelope::locate_failed(&err)),
     }
 }
@@ -506,6 +678,8 @@ async fn geolocate_inner(
         (status = 200, description = "{} (accepted observations are stored and refine later answers)", body = Object),
         (status = 400, description = "Google envelope: parseError or keyInvalid", body = Object),
         (status = 403, description = "Google envelope: forbidden (needs operator, admin or agent)", body = Object),
+        (status = 429, description = "Google envelope: userRateLimitExceeded (this token's geosubmit budget is spent; Retry-After)", body = Object),
+        (status = 507, description = "Google envelope: overlayFull (the overlay holds max_overlay_rows transmitters; nothing new could be stored)", body = Object),
         (status = 503, description = "Google envelope: serviceUnavailable", body = Object)),
     security(("token" = []), ("session" = []), ("key" = [])))]
 /// `POST /v2/geosubmit` (operator, admin or agent): store observations.
@@ -537,6 +711,9 @@ async fn geosubmit_inner(
             "submitting observations needs the operator, admin or agent role",
         ));
     }
+    if let Err(over) = state.geo().geosubmit_budget.take(&principal.token_id) {
+        return Ok(over_budget_envelope(over));
+    }
     let Some(body) = read_body(state, request).await? else {
         return Err(Envelope::validation("an empty body has no items"));
     };
@@ -560,9 +737,26 @@ async fn geosubmit_inner(
         cells = report.cells,
         bluetooth = report.ble,
         dropped = report.dropped_entries,
+        refused_full = report.refused_full,
         "geosubmit stored"
     );
-    Ok(Json(json!({})).into_response())
+    if report.refused_full == 0 {
+        return Ok(Json(json!({})).into_response());
+    }
+    let message = format!(
+        "the observation overlay is full ({} transmitters): {} observations of transmitters it \
+         does not know were refused; known ones still refine",
+        state.geo().db.overlay().max_rows(),
+        report.refused_full
+    );
+    tracing::warn!(submitter = %source_of(&principal), refused = report.refused_full, "geosubmit overlay full");
+    if report.stored() == 0 {
+        return Err(Envelope::custom(507, "global", "overlayFull", &message));
+    }
+    Ok(
+        Json(json!({"refused": report.refused_full, "reason": "overlayFull", "message": message}))
+            .into_response(),
+    )
 }
 
 fn locator_unavailable(err: &geo_locate::Error) -> ApiError {
@@ -638,6 +832,7 @@ fn wifi_entries(bssids: &[String]) -> Vec<WifiAccessPoint> {
     responses(
         (status = 200, description = "{success: true, latitude, longitude, accuracy_m, confidence} or {success: false, error}", body = Object),
         (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody),
+        (status = 429, description = "This token's provider budget is spent and nothing else answered (Retry-After)", body = crate::openapi::ErrorBody),
         (status = 503, description = "A provider or the database failed", body = crate::openapi::ErrorBody)),
     security(("token" = []), ("session" = [])))]
 /// `POST /api/locate/wifi` (any role): the seed's WiFi lookup.
@@ -645,17 +840,31 @@ pub async fn locate_wifi(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<WifiBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let principal = require_locator_role(&caller)?;
     let request = GeolocateRequest {
         wifi_access_points: wifi_entries(&body.bssids),
         ..GeolocateRequest::default()
     };
     let query = Query::from_request(&request);
-    let estimate = resolve(&state, principal, "/api/locate/wifi", &query)
+    let located = resolve(&state, principal, "/api/locate/wifi", &query)
         .await
         .map_err(|e| locator_unavailable(&e))?;
-    Ok(Json(seed_answer(estimate.as_ref(), false)))
+    Ok(seed_response(located, false))
+}
+
+/// The seed's answer, or 429 when a spent budget kept a provider from being asked and nothing
+/// answered.
+fn seed_response(located: Located, with_sources: bool) -> Response {
+    match located {
+        Located {
+            estimate: None,
+            over: Some(over),
+        } => over.into_response(),
+        Located { estimate, .. } => {
+            Json(seed_answer(estimate.as_ref(), with_sources)).into_response()
+        }
+    }
 }
 
 /// A cell in the seed's shape.
@@ -726,6 +935,7 @@ fn cell_entries(cell: &SeedCell) -> Vec<CellTower> {
     responses(
         (status = 200, description = "{success: true, latitude, longitude, accuracy_m, sources, confidence} or {success: false, error}", body = Object),
         (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody),
+        (status = 429, description = "This token's provider budget is spent and nothing else answered (Retry-After)", body = crate::openapi::ErrorBody),
         (status = 503, description = "A provider or the database failed", body = crate::openapi::ErrorBody)),
     security(("token" = []), ("session" = [])))]
 /// `POST /api/locate/hybrid` (any role): the seed's WiFi-and-cells lookup, answered by
@@ -734,7 +944,7 @@ pub async fn locate_hybrid(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<HybridBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let principal = require_locator_role(&caller)?;
     let request = GeolocateRequest {
         wifi_access_points: wifi_entries(body.bssids.as_deref().unwrap_or_default()),
@@ -742,10 +952,10 @@ pub async fn locate_hybrid(
         ..GeolocateRequest::default()
     };
     let query = Query::from_request(&request);
-    let estimate = resolve(&state, principal, "/api/locate/hybrid", &query)
+    let located = resolve(&state, principal, "/api/locate/hybrid", &query)
         .await
         .map_err(|e| locator_unavailable(&e))?;
-    Ok(Json(seed_answer(estimate.as_ref(), true)))
+    Ok(seed_response(located, true))
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use streetview::panoramax::PanoramaxClient;
 use streetview::static_api::StaticRequest;
 use streetview::{AccessToken, ApiKey, ClientConfig, LatLng, SigningSecret};
 
+use crate::budget::{Budget, Meter, OverBudget};
 use crate::error::{ApiError, Error, Result};
 use crate::http::Caller;
 use crate::state::AppState;
@@ -34,7 +35,15 @@ use crate::state::AppState;
 /// | `mapillary_token` | none | Mapillary client token; without it, Mapillary is skipped |
 /// | `mapillary_base_url` | `https://graph.mapillary.com` | Mapillary Graph API root |
 /// | `panoramax_base_url` | the meta-catalogue | a Panoramax instance's `/api` root |
-#[derive(Debug, Clone, Default)]
+/// | `streetview_static_budget` | 120 an hour, 20 at once | Static API images per token through `/api/streetview/image` (each is billed) |
+/// | `mapillary_budget` | 600 an hour, 60 at once | Mapillary lookups per token through `/api/imagery` (one lookup pages through at most a few requests) |
+/// | `panoramax_budget` | 600 an hour, 60 at once | Panoramax lookups per token through `/api/imagery` |
+///
+/// A token whose budget is spent gets 429 `budget_exceeded` with `Retry-After`; from
+/// `/api/imagery` only when every provider it asked for is over budget (otherwise the others
+/// answer and the spent one is listed in `errors` with `code: "budget_exceeded"`). Only requests
+/// that reach a provider count: the Maps link and a provider without a key cost nothing.
+#[derive(Debug, Clone)]
 pub struct ImageryConfig {
     /// Google Maps Platform key.
     pub google_api_key: Option<ApiKey>,
@@ -48,6 +57,38 @@ pub struct ImageryConfig {
     pub mapillary_base_url: Option<String>,
     /// Panoramax API root.
     pub panoramax_base_url: Option<String>,
+    /// Per-token budget of Static API images.
+    pub streetview_static_budget: Budget,
+    /// Per-token budget of Mapillary lookups.
+    pub mapillary_budget: Budget,
+    /// Per-token budget of Panoramax lookups.
+    pub panoramax_budget: Budget,
+}
+
+impl Default for ImageryConfig {
+    fn default() -> Self {
+        ImageryConfig {
+            google_api_key: None,
+            google_signing_secret: None,
+            google_base_url: None,
+            mapillary_token: None,
+            mapillary_base_url: None,
+            panoramax_base_url: None,
+            streetview_static_budget: Budget::new(120, 20),
+            mapillary_budget: Budget::new(600, 60),
+            panoramax_budget: Budget::new(600, 60),
+        }
+    }
+}
+
+impl ImageryConfig {
+    /// Checks the budgets.
+    pub(crate) fn validate(&self) -> Result<()> {
+        self.streetview_static_budget
+            .check("imagery.streetview_static_budget")?;
+        self.mapillary_budget.check("imagery.mapillary_budget")?;
+        self.panoramax_budget.check("imagery.panoramax_budget")
+    }
 }
 
 /// The provider clients, built once.
@@ -60,6 +101,9 @@ pub struct Imagery {
     mapillary: Option<MapillaryClient>,
     panoramax: PanoramaxClient,
     http: reqwest::Client,
+    static_budget: Meter,
+    mapillary_budget: Meter,
+    panoramax_budget: Meter,
 }
 
 impl Imagery {
@@ -105,7 +149,17 @@ impl Imagery {
             mapillary,
             panoramax,
             http,
+            static_budget: Meter::new("streetview_static", config.streetview_static_budget),
+            mapillary_budget: Meter::new("mapillary", config.mapillary_budget),
+            panoramax_budget: Meter::new("panoramax", config.panoramax_budget),
         })
+    }
+
+    /// Forgets tokens whose budgets are full again (see the `budget` module).
+    pub(crate) fn prune_budgets(&self) {
+        self.static_budget.prune();
+        self.mapillary_budget.prune();
+        self.panoramax_budget.prune();
     }
 }
 
@@ -217,13 +271,14 @@ pub async fn streetview(
     })))
 }
 
-#[utoipa::path(get, path = "/api/streetview/image", tag = "imagery", params(("lat" = f64, Query, description = "Latitude"), ("lng" = f64, Query, description = "Longitude"), ("size" = Option<String>, Query, description = "WIDTHxHEIGHT, at most 640x640")), responses((status = 200, description = "The Static API image, fetched by the server (viewer)", body = Object), (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody), (status = 403, description = "The role may not do this", body = crate::openapi::ErrorBody)), security(("token" = []), ("session" = [])))]
-/// `GET /api/streetview/image` (viewer): the Static API image, fetched by the server.
+#[utoipa::path(get, path = "/api/streetview/image", tag = "imagery", params(("lat" = f64, Query, description = "Latitude"), ("lng" = f64, Query, description = "Longitude"), ("size" = Option<String>, Query, description = "WIDTHxHEIGHT, at most 640x640")), responses((status = 200, description = "The Static API image, fetched by the server (viewer)", body = Object), (status = 429, description = "This token's streetview_static budget is spent (Retry-After)", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody), (status = 403, description = "The role may not do this", body = crate::openapi::ErrorBody)), security(("token" = []), ("session" = [])))]
+/// `GET /api/streetview/image` (viewer): the Static API image, fetched by the server. Each image
+/// fetched spends one unit of the token's `streetview_static_budget`.
 pub async fn streetview_image(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<ViewQuery>,
-) -> Result<Response, ApiError> {
+) -> axum::response::Result<Response> {
     caller.require(Role::Viewer)?;
     let imagery = state.imagery();
     let Some(key) = &imagery.google_key else {
@@ -231,12 +286,14 @@ pub async fn streetview_image(
             StatusCode::NOT_FOUND,
             "not_configured",
             "no Google API key is configured on this server",
-        ));
+        )
+        .into());
     };
     let request = q.static_request()?;
     let url = request
         .image_url_with_base(&imagery.google_base, key, imagery.google_secret.as_ref())
         .map_err(invalid)?;
+    imagery.static_budget.take(&caller.0.token_id)?;
     // reqwest errors can carry the URL, and the URL carries the key: report without it.
     let upstream = imagery
         .http
@@ -252,7 +309,8 @@ pub async fn streetview_image(
             format!(
                 "Street View Static API answered {status} (no imagery here, or the key is refused)"
             ),
-        ));
+        )
+        .into());
     }
     let content_type = upstream
         .headers()
@@ -291,13 +349,14 @@ pub struct ImageryQuery {
     limit: Option<u32>,
 }
 
-#[utoipa::path(get, path = "/api/imagery", tag = "imagery", params(("lat" = f64, Query, description = "Latitude"), ("lng" = f64, Query, description = "Longitude"), ("radius" = Option<f64>, Query, description = "Metres, 1..=5000"), ("provider" = Option<String>, Query, description = "all|mapillary|panoramax"), ("limit" = Option<u32>, Query, description = "Per provider")), responses((status = 200, description = "Mapillary and Panoramax images near a point (viewer)", body = Object), (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody), (status = 403, description = "The role may not do this", body = crate::openapi::ErrorBody)), security(("token" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/imagery", tag = "imagery", params(("lat" = f64, Query, description = "Latitude"), ("lng" = f64, Query, description = "Longitude"), ("radius" = Option<f64>, Query, description = "Metres, 1..=5000"), ("provider" = Option<String>, Query, description = "all|mapillary|panoramax"), ("limit" = Option<u32>, Query, description = "Per provider")), responses((status = 200, description = "Mapillary and Panoramax images near a point (viewer)", body = Object), (status = 429, description = "This token's budget for every provider asked is spent (Retry-After)", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody), (status = 403, description = "The role may not do this", body = crate::openapi::ErrorBody)), security(("token" = []), ("session" = [])))]
 /// `GET /api/imagery` (viewer): Mapillary and Panoramax images near a point, nearest first.
+/// Each provider asked spends one unit of the token's budget for it.
 pub async fn imagery(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<ImageryQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> axum::response::Result<Json<Value>> {
     caller.require(Role::Viewer)?;
     let center = LatLng::new(q.lat, q.lng).map_err(invalid)?;
     let imagery = state.imagery();
@@ -310,9 +369,15 @@ pub async fn imagery(
                 StatusCode::BAD_REQUEST,
                 "invalid_parameter",
                 format!("provider must be all, mapillary or panoramax, got {other:?}"),
-            ));
+            )
+            .into());
         }
     };
+    let (radius, limit) = (q.radius.unwrap_or(50.0), q.limit.unwrap_or(20));
+    // Asking no provider only validates the radius and the limit: a bad request spends nothing.
+    nearby::search(None, None, center, radius, limit)
+        .await
+        .map_err(invalid)?;
     let mut errors = Vec::new();
     let mapillary = if use_mapillary {
         imagery.mapillary.as_ref()
@@ -323,15 +388,31 @@ pub async fn imagery(
         errors.push(json!({"provider": "mapillary", "message": "no Mapillary token is configured on this server"}));
     }
     let panoramax = use_panoramax.then_some(&imagery.panoramax);
-    let found = nearby::search(
-        mapillary,
-        panoramax,
-        center,
-        q.radius.unwrap_or(50.0),
-        q.limit.unwrap_or(20),
-    )
-    .await
-    .map_err(invalid)?;
+    // One unit of the token's budget per provider asked.
+    let token = &caller.0.token_id;
+    let mut over: Vec<OverBudget> = Vec::new();
+    let mut within = |meter: &Meter| match meter.take(token) {
+        Ok(()) => true,
+        Err(spent) => {
+            over.push(spent);
+            false
+        }
+    };
+    let mapillary = mapillary.filter(|_| within(&imagery.mapillary_budget));
+    let panoramax = panoramax.filter(|_| within(&imagery.panoramax_budget));
+    if mapillary.is_none() && panoramax.is_none() {
+        // Everything that could answer is over budget: say when the first is back.
+        if let Some(soonest) = over.iter().min_by_key(|o| o.retry_after) {
+            return Err((*soonest).into());
+        }
+    }
+    errors.extend(over.iter().map(|o| {
+        json!({"provider": o.upstream, "code": "budget_exceeded", "message": o.message(),
+               "retry_after": o.retry_after_secs()})
+    }));
+    let found = nearby::search(mapillary, panoramax, center, radius, limit)
+        .await
+        .map_err(invalid)?;
     errors.extend(
         found
             .failures

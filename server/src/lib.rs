@@ -57,11 +57,16 @@
 //!   address), apart from the 10 000 connection slots; a client with credentials on the upgrade
 //!   is never counted, and one that authenticates with its first message still gets in (the
 //!   oldest anonymous socket is closed with 4001 to make room). See `ServerConfig`.
+//! - A request head must arrive whole within 10 s (else the connection is closed), an idle
+//!   keep-alive connection is closed after 5 s, a head is at most 16 KiB and 100 fields (431).
 //! - An agent id belongs to the token that registered it; a result is accepted only from the
 //!   agent holding the task, and only when every finding and threat is on the task's target
 //!   (for a host name, an address the server resolved and pinned when it scheduled the task).
 //!   No client publishes to `alerts` or `scans`: alerts come only from validated results. A
 //!   chat message's sender (`source`, and `data.user`) is the token's label, set by the server.
+//! - Paid and rate-limited upstreams (Static Street View, Mapillary, Panoramax, WiGLE,
+//!   OpenCellID) and geosubmits have a budget per token: 429 with `Retry-After` when it is spent.
+//! - Metric labels come from fixed sets only.
 //! - Responses carry `Content-Security-Policy: default-src 'self'`, scripts and styles from the
 //!   server's own origin only (Leaflet is embedded), plus exactly the configured tile, imagery
 //!   and embed hosts (no `unsafe-inline`, no CDN), `X-Content-Type-Options`,
@@ -157,7 +162,9 @@
 
 mod admission;
 pub mod auth;
+mod budget;
 mod config;
+mod connection;
 mod dashboard;
 mod demo;
 mod error;
@@ -190,6 +197,7 @@ use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+pub use budget::Budget;
 pub use config::ServerConfig;
 pub use dashboard::{DashboardConfig, LEAFLET_VERSION, LeafletSource};
 pub use demo::{DemoService, DemoStarted};
@@ -287,6 +295,10 @@ async fn refuse_query_tokens(request: Request<axum::body::Body>, next: Next) -> 
 /// Serves `state` on `listener` until `shutdown` resolves, then drains: readiness goes to 503,
 /// new connections are refused, WebSocket clients get a 1001 close, in-flight work gets
 /// `drain_timeout`, and the event log is flushed.
+///
+/// Connections are served by hyper's HTTP/1 builder with the request-head timeout, keep-alive
+/// idle timeout and head size limits of [`ServerConfig`]; requests carry the peer address as
+/// axum's `ConnectInfo<SocketAddr>`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -295,7 +307,10 @@ pub async fn serve(
     let background = CancellationToken::new();
     let log = tokio::spawn(eventlog::run(state.clone(), background.clone()));
     let reload = tokio::spawn(reload_tokens(state.clone(), background.clone()));
-    let leases = tokio::spawn(expire_leases(state.clone(), background.clone()));
+    let leases = tokio::spawn(every(Duration::from_secs(1), background.clone(), {
+        let state = state.clone();
+        move || state.orchestrator().tick()
+    }));
     // Demo mode: weak loopback services, scans of them and the simulated activity. Before the
     // in-process agent, so no scan an earlier demo left unfinished is handed to it.
     let demo = if state.config().demo {
@@ -324,38 +339,31 @@ pub async fn serve(
             background.child_token(),
         ))
     });
-    let drain_state = state.clone();
-    // Nagle's algorithm with the client's delayed ACK holds small frames back by up to 40 ms;
-    // every frame here is a message someone waits for.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %err, "TCP_NODELAY could not be set");
+    let prune = tokio::spawn(every(BUDGET_PRUNE, background.clone(), {
+        let state = state.clone();
+        move || {
+            state.imagery().prune_budgets();
+            state.geo().prune_budgets();
         }
-    });
-    // The peer address feeds the per-source budget of unauthenticated sockets.
-    let service = app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let served = axum::serve(listener, service)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: draining connections");
-            drain_state.begin_shutdown();
-        })
-        .await
-        .map_err(|source| Error::Io {
-            context: "serving".into(),
-            source,
-        });
-    // Upgraded WebSocket connections are not tracked by axum: wait for them here.
+    }));
+    let connections = connection::accept(listener, app(state.clone()), &state, shutdown).await;
+    // Readiness goes to 503, every connection is told to close (HTTP ones after the request in
+    // flight, WebSocket ones with 1001), and both get `drain_timeout` together.
+    tracing::info!("shutting down: draining connections");
     state.begin_shutdown();
     state.tracker().close();
-    if tokio::time::timeout(state.config().drain_timeout, state.tracker().wait())
-        .await
-        .is_err()
-    {
+    let drained = tokio::time::timeout(state.config().drain_timeout, async {
+        connections.wait().await;
+        state.tracker().wait().await;
+    })
+    .await;
+    if drained.is_err() {
         tracing::warn!(
             connections = state.connections(),
+            http_connections = connections.open(),
             "drain timeout: dropping the remaining connections"
         );
+        connections.force_close();
     }
     if let Some(demo) = demo {
         demo.stop().await;
@@ -365,17 +373,24 @@ pub async fn serve(
         let _ = local.await;
     }
     let _ = leases.await;
+    let _ = prune.await;
     let _ = log.await;
     let _ = reload.await;
-    served
+    Ok(())
 }
 
-async fn expire_leases(state: AppState, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+/// How often the per-token budgets forget tokens whose bucket is full again: a token that has
+/// not spent anything lately (or was revoked) drops out, and its next request starts from the
+/// full bucket it would have had anyway.
+const BUDGET_PRUNE: Duration = Duration::from_secs(60);
+
+/// Runs `f` every `period` until `stop`.
+async fn every(period: Duration, stop: CancellationToken, mut f: impl FnMut()) {
+    let mut tick = tokio::time::interval(period);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
-            _ = tick.tick() => state.orchestrator().tick(),
+            _ = tick.tick() => f(),
         }
     }
 }

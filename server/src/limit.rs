@@ -1,40 +1,49 @@
 //! The per-connection inbound rate limit shared by `/ws` and Socket.IO.
 
-use std::time::Instant;
+use std::num::NonZeroU32;
+
+use governor::{DefaultDirectRateLimiter, Quota};
 
 use crate::config::ServerConfig;
 
-/// A token bucket: `messages_per_second` sustained, `message_burst` at once.
+/// A token bucket (GCRA): `messages_per_second` sustained, `message_burst` at once.
 #[derive(Debug)]
 pub(crate) struct RateLimit {
-    tokens: f64,
-    rate: f64,
-    burst: f64,
-    last: Instant,
+    limiter: DefaultDirectRateLimiter,
 }
 
 impl RateLimit {
-    /// A full bucket with the configured rate and burst.
+    /// A full bucket with the configured rate and burst. [`ServerConfig::validate`] refuses a
+    /// zero rate or burst; should one get here anyway, it counts as 1.
     pub(crate) fn new(config: &ServerConfig) -> RateLimit {
+        let at_least_one = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::per_second(at_least_one(config.messages_per_second))
+            .allow_burst(at_least_one(config.message_burst));
         RateLimit {
-            tokens: f64::from(config.message_burst),
-            rate: f64::from(config.messages_per_second),
-            burst: f64::from(config.message_burst),
-            last: Instant::now(),
+            limiter: DefaultDirectRateLimiter::direct(quota),
         }
     }
 
-    /// Takes one token; `false` when the bucket is empty.
+    /// Takes one token; `false` when the bucket is empty. (`&mut self` is kept for its callers;
+    /// the limiter itself needs only a shared reference.)
     pub(crate) fn allow(&mut self) -> bool {
-        let now = Instant::now();
-        self.tokens =
-            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.limiter.check().is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_burst_passes_then_the_bucket_refuses() {
+        let config = ServerConfig {
+            messages_per_second: 1,
+            message_burst: 5,
+            ..ServerConfig::default()
+        };
+        let mut limit = RateLimit::new(&config);
+        assert_eq!((0..5).filter(|_| limit.allow()).count(), 5);
+        assert!(!limit.allow());
     }
 }

@@ -179,6 +179,7 @@ impl AppState {
             )
         };
         let (ws_admission, engineio_admission) = (admission(), admission());
+        let telemetry = Telemetry::new(&config.rooms);
         let state = AppState {
             inner: Arc::new(Inner {
                 ws_admission,
@@ -197,7 +198,7 @@ impl AppState {
                 counters: WsCounters::default(),
                 imagery,
                 geo,
-                telemetry: Telemetry::default(),
+                telemetry,
                 orchestrator,
             }),
         };

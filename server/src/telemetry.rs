@@ -4,16 +4,31 @@
 //! figures the server already keeps (connections, event counts, disconnect reasons) are read at
 //! scrape time. Each scrape builds a fresh registry over both, so several servers in one process
 //! (as in tests) never share numbers.
+//!
+//! # Every label set is bounded
+//!
+//! A label value is never a string a client chose, so no request can make `/metrics` (or the
+//! memory behind it) grow:
+//!
+//! | family | labels | values |
+//! |---|---|---|
+//! | `http_request_duration_seconds` | `method`, `route`, `status` | `GET`, `HEAD`, `POST`, `PUT`, `DELETE`, `PATCH`, `OPTIONS`, else `other`; a route pattern of the router (requests no route matches are not timed); the status code |
+//! | `ws_frames_out_by_room` | `room` | the rooms configured at start, else `other` |
+//! | `events_by_room` | `room` | the event bus's rooms (the bus refuses any other; the server adds none at run time) |
+//! | `events_by_severity` | `severity` | the five severities |
+//! | `ws_disconnects_by_reason` | `reason` | `too_slow`, `rate_limited`, `refused` |
+//! | `scan_tasks` | `state` | `queued`, `running`, `done` |
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use event_bus::{Role, Room};
+use event_bus::{Role, Room, RoomConfig};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeLabelSet, EncodeMetric, LabelSetEncoder,
@@ -38,12 +53,27 @@ impl EncodeLabelSet for RoomLabel {
     }
 }
 
-/// Labels of an HTTP request.
+/// Labels of an HTTP request: each from a fixed set (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct HttpLabels {
-    method: String,
+    method: &'static str,
     route: String,
     status: u16,
+}
+
+/// The method as a label: the standard methods a browser or a client of this API sends, and
+/// `other` for anything else (extension methods are any token a client likes).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// The server's own metrics.
@@ -52,25 +82,35 @@ pub struct Telemetry {
     http: Family<HttpLabels, Histogram>,
     frames_by_room: Family<RoomLabel, Counter>,
     queued_bytes: Gauge<i64, AtomicI64>,
+    /// The rooms that get their own `room` label; any other is counted as `other`.
+    rooms: Box<[Room]>,
+    other_room: Room,
 }
 
-impl Default for Telemetry {
-    fn default() -> Self {
+impl Telemetry {
+    /// Metrics for a server with these rooms.
+    pub fn new(rooms: &[RoomConfig]) -> Telemetry {
         Telemetry {
             http: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.000_25, 2.0, 14))
             }),
             frames_by_room: Family::default(),
             queued_bytes: Gauge::default(),
+            rooms: rooms.iter().map(|r| r.name.clone()).collect(),
+            other_room: Room::from_static("other").expect("`other` is a valid room name"),
         }
     }
-}
 
-impl Telemetry {
+    /// The label for `room`: itself when configured, else `other`.
+    fn room_label(&self, room: &Room) -> RoomLabel {
+        let known = self.rooms.iter().any(|r| r.as_str() == room.as_str());
+        RoomLabel(if known { room } else { &self.other_room }.clone())
+    }
+
     /// Counts event frames written for clients in one room.
     pub fn frames_out(&self, room: &Room, frames: u64) {
         self.frames_by_room
-            .get_or_create(&RoomLabel(room.clone()))
+            .get_or_create(&self.room_label(room))
             .inc_by(frames);
     }
 
@@ -78,7 +118,7 @@ impl Telemetry {
     /// it up each time.
     pub fn room_frames(&self, room: &Room) -> Counter {
         self.frames_by_room
-            .get_or_create(&RoomLabel(room.clone()))
+            .get_or_create(&self.room_label(room))
             .clone()
     }
 
@@ -287,10 +327,12 @@ pub async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Re
 }
 
 /// Middleware timing every request by its route pattern (never the raw path: ids would explode
-/// the label set).
+/// the label set) and its method from a fixed set. It is a route layer, so it sees matched
+/// routes only, the 405 answer of a route's method router included; requests no route matches
+/// get the fixed `unmatched`.
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -307,4 +349,27 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         .get_or_create(&labels)
         .observe(started.elapsed().as_secs_f64());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_outside_the_standard_set_are_other() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::OPTIONS), "OPTIONS");
+        assert_eq!(method_label(&Method::TRACE), "other");
+        let long = Method::from_bytes("X".repeat(4096).as_bytes()).unwrap();
+        assert_eq!(method_label(&long), "other");
+    }
+
+    #[test]
+    fn unknown_rooms_are_other() {
+        let t = Telemetry::new(&RoomConfig::defaults());
+        let chat = Room::new("chat").unwrap();
+        assert_eq!(t.room_label(&chat).0.as_str(), "chat");
+        let stray = Room::new("stray").unwrap();
+        assert_eq!(t.room_label(&stray).0.as_str(), "other");
+    }
 }

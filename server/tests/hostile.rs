@@ -7,5 +7,7 @@ mod common;
 
 #[path = "hostile/dashboard.rs"]
 mod dashboard;
+#[path = "hostile/http.rs"]
+mod http;
 #[path = "hostile/sockets.rs"]
 mod sockets;

@@ -89,6 +89,36 @@ pub struct Args {
     /// page loads it from this server, never a CDN [env VIGIL_LEAFLET_DIR].
     #[arg(long, value_name = "DIR", env = "VIGIL_LEAFLET_DIR", hide_env = true)]
     leaflet_dir: Option<PathBuf>,
+
+    /// Seconds a client has to send a whole request head before its connection is closed
+    /// [default: 10; env VIGIL_HEADER_READ_TIMEOUT].
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "VIGIL_HEADER_READ_TIMEOUT",
+        hide_env = true
+    )]
+    header_read_timeout: Option<f64>,
+
+    /// Seconds an idle keep-alive connection stays open, at most --header-read-timeout
+    /// [default: 5; env VIGIL_KEEP_ALIVE_TIMEOUT].
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "VIGIL_KEEP_ALIVE_TIMEOUT",
+        hide_env = true
+    )]
+    keep_alive_timeout: Option<f64>,
+
+    /// Largest request head (request line and header fields) in bytes; larger ones are
+    /// answered 431 [default: 16384; env VIGIL_MAX_HEADER_BYTES].
+    #[arg(
+        long,
+        value_name = "BYTES",
+        env = "VIGIL_MAX_HEADER_BYTES",
+        hide_env = true
+    )]
+    max_header_bytes: Option<usize>,
 }
 
 impl Args {
@@ -106,6 +136,15 @@ impl Args {
             tile_url: crate::config::env("VIGIL_TILE_URL"),
             tile_attribution: crate::config::env("VIGIL_TILE_ATTRIBUTION"),
             leaflet_dir: crate::config::env("VIGIL_LEAFLET_DIR").map(PathBuf::from),
+            header_read_timeout: crate::config::env_parse("VIGIL_HEADER_READ_TIMEOUT")
+                .ok()
+                .flatten(),
+            keep_alive_timeout: crate::config::env_parse("VIGIL_KEEP_ALIVE_TIMEOUT")
+                .ok()
+                .flatten(),
+            max_header_bytes: crate::config::env_parse("VIGIL_MAX_HEADER_BYTES")
+                .ok()
+                .flatten(),
         }
     }
 }
@@ -139,6 +178,12 @@ pub struct Settings {
     /// A local Leaflet.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leaflet_dir: Option<PathBuf>,
+    /// Seconds a client has to send a whole request head.
+    pub header_read_timeout: f64,
+    /// Seconds an idle keep-alive connection stays open.
+    pub keep_alive_timeout: f64,
+    /// Largest request head in bytes.
+    pub max_header_bytes: usize,
     /// Provider keys (environment over file).
     #[serde(skip)]
     pub keys: Keys,
@@ -147,6 +192,7 @@ pub struct Settings {
 /// Resolves flags over `VIGIL_*` over the file over the defaults.
 pub fn settings(args: Args, layers: &Layers) -> anyhow::Result<Settings> {
     let file = &layers.file.serve;
+    let defaults = ServerConfig::default();
     let list = |flags: Vec<String>, var: &str, file: &Option<Vec<String>>| {
         if !flags.is_empty() {
             flags
@@ -194,8 +240,26 @@ pub fn settings(args: Args, layers: &Layers) -> anyhow::Result<Settings> {
             .tile_attribution
             .or_else(|| file.tile_attribution.clone()),
         leaflet_dir: args.leaflet_dir.or_else(|| file.leaflet_dir.clone()),
+        header_read_timeout: args
+            .header_read_timeout
+            .or(file.header_read_timeout)
+            .unwrap_or(defaults.header_read_timeout.as_secs_f64()),
+        keep_alive_timeout: args
+            .keep_alive_timeout
+            .or(file.keep_alive_timeout)
+            .unwrap_or(defaults.keep_alive_timeout.as_secs_f64()),
+        max_header_bytes: args
+            .max_header_bytes
+            .or(file.max_header_bytes)
+            .unwrap_or(defaults.max_header_bytes),
         keys: layers.file.keys.effective(),
     })
+}
+
+/// Seconds as a duration; the server's validation then checks the range.
+fn seconds(name: &str, secs: f64) -> anyhow::Result<std::time::Duration> {
+    std::time::Duration::try_from_secs_f64(secs)
+        .with_context(|| format!("{name} must be a non-negative number of seconds, got {secs}"))
 }
 
 /// Provider keys. They stay on the server.
@@ -273,6 +337,9 @@ pub fn run(args: Args, layers: &Layers) -> anyhow::Result<ExitCode> {
         },
         dashboard: dashboard_config(&settings),
         geo: geo_config(&settings.keys),
+        header_read_timeout: seconds("header_read_timeout", settings.header_read_timeout)?,
+        keep_alive_timeout: seconds("keep_alive_timeout", settings.keep_alive_timeout)?,
+        max_header_bytes: settings.max_header_bytes,
         ..ServerConfig::default()
     };
     let args = &settings;

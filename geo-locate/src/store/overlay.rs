@@ -32,6 +32,14 @@
 //! `1e8 / (s − 20)⁴` (1 at −80 dBm); cells use the same shape around the radio's median signal
 //! (GSM −95, WCDMA and CDMA −100, LTE and NR −105 dBm). A missing signal weighs 1.
 //!
+//! # Bound
+//!
+//! The overlay holds at most [`Overlay::max_rows`] transmitters (WiFi, Bluetooth and cells
+//! together; [`DEFAULT_MAX_ROWS`] unless [`Overlay::set_max_rows`] says otherwise). Once it is
+//! full, observations of transmitters it already knows still refine them, and observations of
+//! new ones are refused and counted in [`SubmitReport::refused_full`]. The rows are counted when
+//! this process first writes, then kept up to date by it.
+//!
 //! # Combining with the base
 //!
 //! When both the imported base and the overlay know a transmitter, their positions are averaged
@@ -56,6 +64,9 @@ use crate::query::{self, BeaconReading, CellReading};
 
 /// The overlay's file name inside the database directory.
 pub const OVERLAY_FILE: &str = "overlay.sqlite";
+
+/// Transmitters the overlay holds unless told otherwise: about 100 MB of SQLite.
+pub const DEFAULT_MAX_ROWS: u64 = 1_000_000;
 
 /// Movement limit for WiFi APs, metres (Ichnaea's `MAX_DIST`).
 pub const WIFI_MAX_DIST_M: f64 = 5_000.0;
@@ -132,6 +143,9 @@ pub struct SubmitReport {
     pub cells: usize,
     /// Entries dropped: invalid, opted out, hidden, too old or too far from the fix.
     pub dropped_entries: usize,
+    /// Valid observations of transmitters the overlay did not know, refused because it holds
+    /// [`Overlay::max_rows`] transmitters already.
+    pub refused_full: usize,
 }
 
 impl SubmitReport {
@@ -154,7 +168,15 @@ pub struct Overlay {
     /// may create it, but a lookup must not cost a `stat` each time.
     next_look_ms: AtomicU64,
     opened: Instant,
+    /// Most transmitters (rows) kept.
+    max_rows: AtomicU64,
+    /// Rows in the file, counted at the first submit (`u64::MAX` until then); read and written
+    /// under the connection's lock.
+    rows: AtomicU64,
 }
+
+/// `rows` before the first count.
+const NOT_COUNTED: u64 = u64::MAX;
 
 /// How often a missing overlay file is looked for again.
 const LOOK_EVERY_MS: u64 = 1000;
@@ -382,7 +404,20 @@ impl Overlay {
             filter,
             next_look_ms: AtomicU64::new(LOOK_EVERY_MS),
             opened: Instant::now(),
+            max_rows: AtomicU64::new(DEFAULT_MAX_ROWS),
+            rows: AtomicU64::new(NOT_COUNTED),
         })
+    }
+
+    /// Sets the most transmitters the overlay keeps (see the module's "Bound"); 0 learns no new
+    /// transmitter at all.
+    pub fn set_max_rows(&self, max: u64) {
+        self.max_rows.store(max, Ordering::Relaxed);
+    }
+
+    /// The most transmitters the overlay keeps.
+    pub fn max_rows(&self) -> u64 {
+        self.max_rows.load(Ordering::Relaxed)
     }
 
     fn connect(path: &Path) -> Result<Connection> {
@@ -532,6 +567,18 @@ impl Overlay {
             return Ok(report);
         };
         let tx = conn.transaction()?;
+        let max_rows = self.max_rows();
+        let mut rows = match self.rows.load(Ordering::Acquire) {
+            NOT_COUNTED => {
+                let n: i64 = tx.query_row(
+                    "SELECT (SELECT COUNT(*) FROM beacons) + (SELECT COUNT(*) FROM cells)",
+                    [],
+                    |row| row.get(0),
+                )?;
+                u64::try_from(n).unwrap_or(0)
+            }
+            n => n,
+        };
         for (kind, mac, obs) in &beacons {
             let max_dist = match kind {
                 BeaconKind::Wifi => WIFI_MAX_DIST_M,
@@ -545,6 +592,13 @@ impl Overlay {
                     Sums::from_row,
                 )
                 .optional()?;
+            if old.is_none() {
+                if rows >= max_rows {
+                    report.refused_full += 1;
+                    continue;
+                }
+                rows += 1;
+            }
             let s = old.map_or_else(|| Sums::start(obs), |o| o.add(obs, max_dist));
             tx.execute(
                 &format!(
@@ -583,6 +637,13 @@ impl Overlay {
                     Sums::from_row,
                 )
                 .optional()?;
+            if old.is_none() {
+                if rows >= max_rows {
+                    report.refused_full += 1;
+                    continue;
+                }
+                rows += 1;
+            }
             let s = old.map_or_else(|| Sums::start(obs), |o| o.add(obs, CELL_MAX_DIST_M));
             tx.execute(
                 &format!(
@@ -611,6 +672,7 @@ impl Overlay {
             report.cells += 1;
         }
         tx.commit()?;
+        self.rows.store(rows, Ordering::Release);
         Ok(report)
     }
 
@@ -1021,6 +1083,51 @@ mod tests {
             .locate(&query, &db.known(&query).unwrap())
             .unwrap();
         assert!(fix.position.distance_m(here) < 1.0, "{fix:?}");
+    }
+
+    #[test]
+    fn a_full_overlay_refuses_new_transmitters_and_refines_known_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = overlay(dir.path());
+        assert_eq!(o.max_rows(), DEFAULT_MAX_ROWS);
+        o.set_max_rows(3);
+        let here = LatLon::new(HERE.0, HERE.1).unwrap();
+        let r = o
+            .submit(&body(
+                json!({"items": [item(here.lat, here.lon, json!({}))]}),
+            ))
+            .unwrap();
+        assert_eq!((r.wifi, r.refused_full), (2, 0));
+        // Two new APs, one row left: the first is stored, the second refused.
+        let mut more = item(here.lat, here.lon, json!({}));
+        more["wifiAccessPoints"] = json!([
+            {"macAddress": "aa:bb:cc:00:00:03"}, {"macAddress": "aa:bb:cc:00:00:04"}
+        ]);
+        let r = o.submit(&body(json!({"items": [more]}))).unwrap();
+        assert_eq!((r.wifi, r.refused_full), (1, 1));
+        assert!(o.wifi(mac("aa:bb:cc:00:00:03")).unwrap().is_some());
+        assert_eq!(o.wifi(mac("aa:bb:cc:00:00:04")).unwrap(), None);
+        // Known transmitters still learn.
+        let east = here.offset(100.0, 0.0);
+        let r = o
+            .submit(&body(
+                json!({"items": [item(east.lat, east.lon, json!({}))]}),
+            ))
+            .unwrap();
+        assert_eq!((r.wifi, r.refused_full), (2, 0));
+        assert_eq!(
+            o.wifi(mac("aa:bb:cc:00:00:01")).unwrap().unwrap().samples,
+            2
+        );
+        // Another process opening the same file counts its rows first.
+        let again = overlay(dir.path());
+        again.set_max_rows(3);
+        let mut new = item(here.lat, here.lon, json!({}));
+        new["wifiAccessPoints"] = json!([
+            {"macAddress": "aa:bb:cc:00:00:05"}, {"macAddress": "aa:bb:cc:00:00:06"}
+        ]);
+        let r = again.submit(&body(json!({"items": [new]}))).unwrap();
+        assert_eq!((r.wifi, r.refused_full), (0, 2));
     }
 
     #[test]
