@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::scope::ScopeViolation;
+use crate::target::AddressCount;
 
 /// Everything that can go wrong in `sec-scan`.
 ///
@@ -27,6 +28,20 @@ pub enum Error {
         /// The requested amount.
         got: u128,
         /// The configured limit.
+        limit: u128,
+    },
+    /// A network or range holds more addresses than one target may expand to
+    /// ([`Limits::max_hosts_per_target`](crate::Limits::max_hosts_per_target)).
+    #[error(
+        "target {target} holds {addresses} addresses, more than the {limit} one target may expand to; \
+         split it or scan a smaller network"
+    )]
+    TargetTooLarge {
+        /// The target as it was given.
+        target: String,
+        /// How many addresses it holds (all of IPv6 is 2^128, which no `u128` counts).
+        addresses: AddressCount,
+        /// The limit.
         limit: u128,
     },
     /// A target string could not be parsed.

@@ -12,7 +12,19 @@
 //! Nothing is sent to a target that has not passed the scope: the scanners only accept a
 //! [`ScanPlan`], and only [`Scope::plan`] makes one. Excludes win over allows; cloud metadata,
 //! link-local, loopback, multicast, unspecified and broadcast addresses must be listed
-//! explicitly; host names are resolved once and the checked address is pinned.
+//! explicitly (by address: a host-name rule never opens them); host names are resolved once and
+//! the checked address is pinned.
+//!
+//! - **IPv4 inside IPv6.** An IPv6 address that carries an IPv4 address (IPv4-mapped,
+//!   IPv4-compatible, NAT64 `64:ff9b::/96` and `64:ff9b:1::/48`, 6to4, Teredo server and client)
+//!   is checked as that IPv4 address too, so `64:ff9b::a9fe:a9fe` is refused as the metadata
+//!   address 169.254.169.254; see [`embedded_ipv4`] and the [`scope`] module.
+//! - **Size limit.** One network or range may expand to at most
+//!   [`Limits::max_hosts_per_target`] addresses (default 65 536); a larger one is refused with
+//!   [`Error::TargetTooLarge`], which names the target and its size. Sizes never overflow: all of
+//!   IPv6 is 2^128 addresses ([`AddressCount::AllOfIpv6`]).
+//! - **Audit.** [`Scope::audit`] lists what a scan would contact and every refusal with its
+//!   reason, sending nothing (`vigil scan --plan`).
 //!
 //! # Example
 //!
@@ -41,7 +53,7 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`scope`] | allowlist, excludes, refused address classes, limits, name pinning |
+//! | [`scope`] | allowlist, excludes, refused address classes (IPv4 inside IPv6 too), limits, name pinning, audit |
 //! | [`target`] | target and port-list parsing |
 //! | [`portscan`] | sharded, windowed TCP connect scanner with self-connection detection |
 //! | [`banner`] | banner grab, SSH key-exchange offer, SMBv1 probe, service identification |
@@ -83,10 +95,11 @@ pub use portscan::{
     PortResult, PortScan, PortScanConfig, PortScanner, PortState, Reason, Report, ScanStats,
 };
 pub use scope::{
-    AddressClass, Limits, Resolver, Rule, ScanHost, ScanPlan, Scope, ScopeViolation, SystemResolver,
+    AddressClass, Ipv4Embedding, Limits, PlanAudit, Refusal, Resolver, Rule, ScanHost, ScanPlan,
+    Scope, ScopeViolation, SystemResolver, embedded_ipv4,
 };
 pub use signature::{Severity, Signature, SignatureSet, Threat};
-pub use target::{Net, PortList, Target, canonical};
+pub use target::{AddressCount, Net, PortList, Target, canonical};
 pub use task::{
     Executor, ExecutorConfig, ExecutorHandle, Priority, ScanResult, ScanTask, TaskKind, TaskOutput,
     TaskRunner, TaskStatus,

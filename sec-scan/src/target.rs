@@ -73,20 +73,79 @@ impl Net {
         other.prefix >= self.prefix && self.contains(other.addr)
     }
 
-    /// How many addresses the network holds.
-    pub fn size(&self) -> u128 {
-        let host_bits = u32::from(max_prefix(self.addr) - self.prefix);
-        if host_bits >= 128 {
-            u128::MAX
-        } else {
-            1u128 << host_bits
-        }
+    /// How many addresses the network holds (`::/0` holds [`AddressCount::AllOfIpv6`]).
+    pub fn size(&self) -> AddressCount {
+        AddressCount::between(self.addr, self.last())
+    }
+
+    /// The last address of the network (its broadcast address for IPv4).
+    pub fn last(&self) -> IpAddr {
+        let max = max_prefix(self.addr);
+        let all = mask(max, max);
+        let host = all & !mask(self.prefix, max);
+        from_bits(to_bits(self.addr) | host, self.addr.is_ipv4())
     }
 
     /// The `index`-th address of the network, if it exists.
     pub fn nth(&self, index: u128) -> Option<IpAddr> {
-        (index < self.size()).then(|| from_bits(to_bits(self.addr) + index, self.addr.is_ipv4()))
+        nth_between(self.addr, self.last(), index)
     }
+}
+
+/// How many addresses a network, range or target holds.
+///
+/// All of IPv6 holds 2^128 addresses, one more than a `u128` can count, so that one size has
+/// its own variant: nothing wraps around to zero or saturates to a wrong count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AddressCount {
+    /// This many addresses (at least 1).
+    Count(u128),
+    /// 2^128 addresses: every IPv6 address.
+    AllOfIpv6,
+}
+
+impl AddressCount {
+    /// The count of addresses from `first` to `last` inclusive (callers pass a valid range;
+    /// a reversed one counts as one address rather than wrapping).
+    fn between(first: IpAddr, last: IpAddr) -> Self {
+        match to_bits(last).saturating_sub(to_bits(first)).checked_add(1) {
+            Some(n) => AddressCount::Count(n),
+            None => AddressCount::AllOfIpv6,
+        }
+    }
+
+    /// The count, when it fits in a `u128`.
+    pub fn get(self) -> Option<u128> {
+        match self {
+            AddressCount::Count(n) => Some(n),
+            AddressCount::AllOfIpv6 => None,
+        }
+    }
+
+    /// Whether the count is larger than `limit`.
+    pub fn exceeds(self, limit: u128) -> bool {
+        self.get().is_none_or(|n| n > limit)
+    }
+}
+
+impl fmt::Display for AddressCount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AddressCount::Count(n) => write!(f, "{n}"),
+            AddressCount::AllOfIpv6 => f.write_str("2^128"),
+        }
+    }
+}
+
+/// Whether `start..=end` is a range: one family, not ending before it starts.
+pub(crate) fn valid_range(start: IpAddr, end: IpAddr) -> bool {
+    start.is_ipv4() == end.is_ipv4() && to_bits(start) <= to_bits(end)
+}
+
+/// The `index`-th address from `first` to `last` inclusive, if it exists.
+fn nth_between(first: IpAddr, last: IpAddr, index: u128) -> Option<IpAddr> {
+    let span = to_bits(last).checked_sub(to_bits(first))?;
+    (index <= span).then(|| from_bits(to_bits(first) + index, first.is_ipv4()))
 }
 
 impl fmt::Display for Net {
@@ -137,27 +196,28 @@ pub enum Target {
 
 impl Target {
     /// How many addresses the target expands to, or `None` for a host name (unknown until
-    /// resolution).
-    pub fn address_count(&self) -> Option<u128> {
+    /// resolution). Never overflows: a range over all of IPv6 is [`AddressCount::AllOfIpv6`].
+    pub fn address_count(&self) -> Option<AddressCount> {
+        let (first, last) = self.span()?;
+        Some(AddressCount::between(first, last))
+    }
+
+    /// The first and the last address of an address target; `None` for a host name, and for a
+    /// range built by hand that ends before it starts or mixes IPv4 and IPv6 (parsing refuses
+    /// both).
+    pub fn span(&self) -> Option<(IpAddr, IpAddr)> {
         match self {
-            Target::Ip(_) => Some(1),
-            Target::Net(net) => Some(net.size()),
-            Target::Range { start, end } => Some(to_bits(*end) - to_bits(*start) + 1),
+            Target::Ip(ip) => Some((*ip, *ip)),
+            Target::Net(net) => Some((net.addr(), net.last())),
+            Target::Range { start, end } => valid_range(*start, *end).then_some((*start, *end)),
             Target::Host(_) => None,
         }
     }
 
     /// The `index`-th address of an address target (not of a host name).
     pub fn nth(&self, index: u128) -> Option<IpAddr> {
-        match self {
-            Target::Ip(ip) => (index == 0).then_some(*ip),
-            Target::Net(net) => net.nth(index),
-            Target::Range { start, .. } => {
-                let count = self.address_count()?;
-                (index < count).then(|| from_bits(to_bits(*start) + index, start.is_ipv4()))
-            }
-            Target::Host(_) => None,
-        }
+        let (first, last) = self.span()?;
+        nth_between(first, last, index)
     }
 }
 
@@ -214,7 +274,7 @@ impl FromStr for Target {
             if start.is_ipv4() != end.is_ipv4() {
                 return Err(bad("range mixes IPv4 and IPv6"));
             }
-            if to_bits(end) < to_bits(start) {
+            if !valid_range(start, end) {
                 return Err(bad("range end is before its start"));
             }
             return Ok(Target::Range { start, end });
@@ -343,13 +403,15 @@ impl FromStr for PortList {
             input: input.to_owned(),
             reason,
         };
-        let mut ports = Vec::new();
+        // A set of every port, not a list: `all,all,...` in a long spec (a scan request body may
+        // be 1 MiB) would otherwise expand to gigabytes before de-duplication.
+        let mut ports = PortSet::default();
         for part in input.split(',').map(str::trim) {
             if part.is_empty() {
                 return Err(bad("empty item".into()));
             }
             if part == "-" || part.eq_ignore_ascii_case("all") {
-                ports.extend(1..=u16::MAX);
+                ports.insert_range(1, u16::MAX);
             } else if let Some(n) = part
                 .strip_prefix("top:")
                 .or_else(|| part.strip_prefix("top"))
@@ -363,22 +425,63 @@ impl FromStr for PortList {
                         TOP_PORTS.len()
                     )));
                 }
-                ports.extend_from_slice(&TOP_PORTS[..n]);
+                TOP_PORTS[..n]
+                    .iter()
+                    .for_each(|p| ports.insert_range(*p, *p));
             } else if let Some((a, b)) = part.split_once('-') {
                 let a = parse_port(a).map_err(bad)?;
                 let b = parse_port(b).map_err(bad)?;
                 if b < a {
                     return Err(bad(format!("range {part:?} ends before it starts")));
                 }
-                ports.extend(a..=b);
+                ports.insert_range(a, b);
             } else {
-                ports.push(parse_port(part).map_err(bad)?);
+                let p = parse_port(part).map_err(bad)?;
+                ports.insert_range(p, p);
             }
         }
-        Self::from_ports(ports).map_err(|e| match e {
+        Self::from_ports(ports.iter()).map_err(|e| match e {
             Error::InvalidPorts { reason, .. } => bad(reason),
             other => other,
         })
+    }
+}
+
+/// Every port 0 to 65 535 as one bit: 8 KiB whatever the spec repeats, and a range costs at
+/// most 1 024 word operations (none once every port is in).
+struct PortSet {
+    words: Box<[u64; 1024]>,
+    full: bool,
+}
+
+impl Default for PortSet {
+    fn default() -> Self {
+        Self {
+            words: Box::new([0; 1024]),
+            full: false,
+        }
+    }
+}
+
+impl PortSet {
+    fn insert_range(&mut self, first: u16, last: u16) {
+        if self.full || last < first {
+            return;
+        }
+        let (first, last) = (usize::from(first), usize::from(last));
+        for word in first / 64..=last / 64 {
+            let lo = if word == first / 64 { first % 64 } else { 0 };
+            let hi = if word == last / 64 { last % 64 } else { 63 };
+            // Bits lo..=hi.
+            let mask = (u64::MAX >> (63 - hi)) & (u64::MAX << lo);
+            self.words[word] |= mask;
+        }
+        // Port 0 is never valid, so "full" means 1 to 65 535.
+        self.full = self.words[0] | 1 == u64::MAX && self.words[1..].iter().all(|w| *w == u64::MAX);
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u16> + '_ {
+        (0..=u16::MAX).filter(|p| self.words[usize::from(p >> 6)] & (1 << (p & 63)) != 0)
     }
 }
 
@@ -459,9 +562,9 @@ mod tests {
         );
         let net: Target = "10.1.2.3/24".parse().unwrap();
         assert_eq!(net.to_string(), "10.1.2.0/24");
-        assert_eq!(net.address_count(), Some(256));
+        assert_eq!(net.address_count(), Some(AddressCount::Count(256)));
         let range: Target = "10.0.0.5-9".parse().unwrap();
-        assert_eq!(range.address_count(), Some(5));
+        assert_eq!(range.address_count(), Some(AddressCount::Count(5)));
         assert_eq!(range.nth(4), Some("10.0.0.9".parse().unwrap()));
         assert_eq!(range.nth(5), None);
         assert_eq!(
@@ -526,5 +629,67 @@ mod tests {
     fn top_ports_are_unique() {
         let list = PortList::top(100);
         assert_eq!(list.len(), 100);
+    }
+
+    #[test]
+    fn sizes_never_overflow() {
+        let all_v6: Net = "::/0".parse().unwrap();
+        assert_eq!(all_v6.size(), AddressCount::AllOfIpv6);
+        assert_eq!(
+            all_v6.last(),
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+                .parse::<IpAddr>()
+                .unwrap()
+        );
+        assert_eq!(all_v6.nth(u128::MAX), Some(all_v6.last()));
+        assert_eq!(all_v6.to_string(), "::/0");
+        let range: Target = "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+            .parse()
+            .unwrap();
+        assert_eq!(range.address_count(), Some(AddressCount::AllOfIpv6));
+        assert_eq!(range.nth(u128::MAX), Some(all_v6.last()));
+        let half: Net = "8000::/1".parse().unwrap();
+        assert_eq!(half.size(), AddressCount::Count(1 << 127));
+        assert_eq!(half.nth(1 << 127), None);
+        let all_v4: Net = "0.0.0.0/0".parse().unwrap();
+        assert_eq!(all_v4.size(), AddressCount::Count(1 << 32));
+        assert_eq!(all_v4.last(), "255.255.255.255".parse::<IpAddr>().unwrap());
+        assert_eq!(all_v4.nth(1 << 32), None);
+        let host: Net = "192.0.2.1/32".parse().unwrap();
+        assert_eq!(host.size(), AddressCount::Count(1));
+        assert_eq!(host.last(), host.addr());
+        let v6_host: Net = "2001:db8::1/128".parse().unwrap();
+        assert_eq!(v6_host.size(), AddressCount::Count(1));
+        assert!(AddressCount::AllOfIpv6.exceeds(u128::MAX));
+        assert!(!AddressCount::Count(u128::MAX).exceeds(u128::MAX));
+        assert!(AddressCount::Count(65_537).exceeds(65_536));
+        assert!(AddressCount::AllOfIpv6 > AddressCount::Count(u128::MAX));
+        assert_eq!(AddressCount::AllOfIpv6.to_string(), "2^128");
+    }
+
+    /// Found by reading the fuzz target's speed: every `all` used to expand to 65 535 list
+    /// entries before de-duplication, so a 1 MiB spec of `all,all,...` asked for gigabytes.
+    #[test]
+    fn a_port_spec_repeating_all_stays_small() {
+        let spec = vec!["all"; 262_144].join(",");
+        let started = std::time::Instant::now();
+        let ports: PortList = spec.parse().unwrap();
+        assert_eq!(ports.len(), 65_535);
+        let spec = vec!["2-65534,top100,80"; 20_000].join(",");
+        assert_eq!(spec.parse::<PortList>().unwrap().len(), 65_533);
+        let edges: PortList = "60-70,127-129,65530-65535,64".parse().unwrap();
+        let mut expected: Vec<u16> = (60..=70).chain(127..=129).chain(65_530..=65_535).collect();
+        expected.sort_unstable();
+        assert_eq!(edges.as_slice(), expected.as_slice());
+        let spec = vec!["1-3,7,100-200"; 20_000].join(",");
+        assert_eq!(
+            spec.parse::<PortList>().unwrap().as_slice().len(),
+            3 + 1 + 101
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

@@ -392,7 +392,7 @@ async fn limits_are_enforced() {
             &resolver,
         )
         .await;
-    assert!(matches!(too_many_hosts, Err(Error::LimitExceeded { .. })));
+    assert!(matches!(too_many_hosts, Err(Error::TargetTooLarge { .. })));
 }
 
 #[tokio::test]

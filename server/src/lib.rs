@@ -169,6 +169,8 @@ mod dashboard;
 mod demo;
 mod error;
 mod eventlog;
+#[doc(hidden)]
+pub mod fuzzing;
 mod geolocate;
 pub mod http;
 mod imagery;

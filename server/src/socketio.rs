@@ -806,7 +806,7 @@ impl Conn {
 
 /// Reads a result in vigil's shape or the seed's; returns it and the count of seed findings that
 /// were not stored.
-fn parse_result(
+pub(crate) fn parse_result(
     data: Value,
     tasks: &HashMap<String, sec_scan::ScanTask>,
 ) -> Result<(sec_scan::ScanResult, usize), (&'static str, String)> {

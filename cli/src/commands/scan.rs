@@ -4,6 +4,11 @@
 //! resolved once and pinned, and loopback, link-local and metadata addresses are scanned only
 //! when typed as such. Exit codes: 0 when no threat reaches `--fail-on`, 1 when one does, 2 on
 //! error.
+//!
+//! `--plan` is nmap's list scan (`-sL`): it resolves the names in scope exactly as a scan would,
+//! prints the hosts (with their pinned addresses) and ports a scan would contact and every
+//! refusal with its reason, and sends nothing to any target. It exits 0 when the scan would run
+//! and 2 when it would be refused, so a scope can be audited safely, in a script too (`--json`).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -22,7 +27,9 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Exit status: 0 clean, 1 threats at or above --fail-on, 2 error.\n\
-Example: vigil scan 127.0.0.1 --ports 1-65535 --banners --tls --http"
+With --plan: 0 when the scan would run, 2 when a target would be refused.\n\
+Example: vigil scan 127.0.0.1 --ports 1-65535 --banners --tls --http\n\
+Audit a scope first: vigil scan --plan 10.0.0.0/24 db.example.com -p top100"
 )]
 pub struct Args {
     /// Targets: addresses, CIDR networks, ranges (10.0.0.5-20), host names. They are the
@@ -75,6 +82,11 @@ pub struct Args {
     /// Print one JSON object per line as results arrive.
     #[arg(long)]
     jsonl: bool,
+    /// Send nothing: list the hosts (names resolved and pinned) and ports a scan would contact
+    /// and every refused target or address with its reason, like nmap's list scan (-sL).
+    /// With --json, as one JSON document.
+    #[arg(long, conflicts_with = "jsonl")]
+    plan: bool,
     /// Lowest threat severity that makes the exit status 1 (info, low, medium, high,
     /// critical, never).
     #[arg(long, default_value = "high", value_name = "SEVERITY")]
@@ -108,6 +120,9 @@ fn scan(args: Args) -> anyhow::Result<ExitCode> {
     }
     let scope = Scope::from_targets(&targets)?.with_excludes(&args.exclude)?;
     let signatures = load_signatures(&args)?;
+    if args.plan {
+        return print_plan(&scope, &targets, ports, args.json);
+    }
     let options = ScanOptions {
         ports: PortScanConfig {
             concurrency: args.concurrency,
@@ -219,6 +234,133 @@ fn scan(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `--plan`: what a scan would contact and what it refuses; nothing is sent to any target.
+fn print_plan(
+    scope: &Scope,
+    targets: &[Target],
+    ports: PortList,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    // The same resolver and checks as a scan: what is printed is what would be contacted.
+    let audit = runtime.block_on(scope.audit(targets, ports, &SystemResolver))?;
+    let port_spec = compact_ports(audit.ports.as_slice());
+    let mut out = std::io::stdout().lock();
+    if json {
+        let refused: Vec<serde_json::Value> = audit
+            .refused
+            .iter()
+            .map(|r| {
+                let violation = match &r.error {
+                    sec_scan::Error::OutOfScope { violation, .. } => {
+                        serde_json::to_value(violation)?
+                    }
+                    _ => serde_json::Value::Null,
+                };
+                Ok(serde_json::json!({
+                    "target": r.target,
+                    "addr": r.addr,
+                    "kind": refusal_kind(&r.error),
+                    "reason": r.error.to_string(),
+                    "violation": violation,
+                }))
+            })
+            .collect::<serde_json::Result<_>>()?;
+        let doc = serde_json::json!({
+            "sent": false,
+            "would_scan": audit.would_scan(),
+            "hosts": audit.hosts,
+            "ports": port_spec,
+            "port_count": audit.ports.len(),
+            "probes": audit.probe_count(),
+            "refused": refused,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+    } else {
+        writeln!(
+            out,
+            "Plan only: nothing was sent to any target.\n\nHOSTS ({})",
+            audit.hosts.len()
+        )?;
+        for host in &audit.hosts {
+            match &host.name {
+                Some(name) => writeln!(out, "  {:<39} {name}", host.addr)?,
+                None => writeln!(out, "  {}", host.addr)?,
+            }
+        }
+        writeln!(out, "\nPORTS ({}): {port_spec}", audit.ports.len())?;
+        if !audit.refused.is_empty() {
+            writeln!(out, "\nREFUSED ({})", audit.refused.len())?;
+            for r in &audit.refused {
+                let what = match (&r.addr, &r.target) {
+                    (Some(addr), Some(target)) if addr.to_string() != *target => {
+                        format!("{addr} (of {target})")
+                    }
+                    (Some(addr), _) => addr.to_string(),
+                    (None, Some(target)) => target.clone(),
+                    (None, None) => "the plan".to_owned(),
+                };
+                writeln!(out, "  {what}: {}", r.error)?;
+            }
+        }
+        if audit.would_scan() {
+            writeln!(
+                out,
+                "\nA scan would make {} connection attempts ({} hosts x {} ports, retries aside).",
+                audit.probe_count(),
+                audit.hosts.len(),
+                audit.ports.len()
+            )?;
+        } else {
+            writeln!(
+                out,
+                "\nA scan of these targets would be refused as a whole: remove or fix the refused ones."
+            )?;
+        }
+    }
+    Ok(if audit.would_scan() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+/// A short machine name for a refusal's error.
+fn refusal_kind(error: &sec_scan::Error) -> &'static str {
+    match error {
+        sec_scan::Error::OutOfScope { .. } => "out_of_scope",
+        sec_scan::Error::TargetTooLarge { .. } => "too_large",
+        sec_scan::Error::Resolve { .. } => "resolve",
+        sec_scan::Error::LimitExceeded { .. } => "limit",
+        sec_scan::Error::InvalidTarget { .. } => "invalid_target",
+        _ => "other",
+    }
+}
+
+/// `22,80,8000-8100`: sorted ports with runs folded into ranges.
+fn compact_ports(ports: &[u16]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < ports.len() {
+        let start = ports[i];
+        let mut end = start;
+        while i + 1 < ports.len() && ports[i + 1] == end.wrapping_add(1) && end < u16::MAX {
+            end = ports[i + 1];
+            i += 1;
+        }
+        parts.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
+        i += 1;
+    }
+    parts.join(",")
 }
 
 fn load_signatures(args: &Args) -> anyhow::Result<SignatureSet> {
@@ -345,4 +487,21 @@ fn print_human(report: &ScanReport) -> anyhow::Result<()> {
         if s.cancelled { " (interrupted)" } else { "" }
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compact_ports;
+
+    #[test]
+    fn ports_fold_into_ranges() {
+        assert_eq!(compact_ports(&[22]), "22");
+        assert_eq!(
+            compact_ports(&[22, 80, 81, 82, 443, 8000, 8001]),
+            "22,80-82,443,8000-8001"
+        );
+        let all: Vec<u16> = (1..=u16::MAX).collect();
+        assert_eq!(compact_ports(&all), "1-65535");
+        assert_eq!(compact_ports(&[65_534, 65_535]), "65534-65535");
+    }
 }
