@@ -40,17 +40,29 @@
 //! circle, so `confidence` is always 0.95. The seed's cells carry no radio type: without
 //! `radio`, a cell is looked up as each radio its id fits (GSM, WCDMA, LTE, NR).
 //!
+//! # The IP fallback (`considerIp`)
+//!
+//! With a GeoIP city database imported (`vigil geodb import GeoLite2-City.mmdb`), a
+//! `/v1/geolocate` request that no WiFi, Bluetooth or cell data answers is answered from the
+//! caller's address, as Ichnaea does: `fallback: "ipf"` and the database's accuracy radius.
+//! `considerIp: false` (or `fallbacks.ipf: false`) turns it off; an empty body asks for it.
+//! The caller's address is the socket peer (the `ConnectInfo<SocketAddr>` request extension
+//! that [`serve`](crate::serve) adds), or the `X-Forwarded-For` entry the nearest trusted proxy
+//! added — only when the peer is one of [`GeoConfig::trusted_proxies`]. Private, loopback and
+//! other non-public addresses get no IP answer (404).
+//!
 //! # Events
 //!
 //! Every answered request publishes `location_resolved` to the `monitoring` room with the
 //! position, accuracy, fallback, kind of evidence and counts — never the MACs or cell ids.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{RawQuery, Request, State};
+use axum::extract::{ConnectInfo, RawQuery, Request, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_ENCODING};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -83,6 +95,7 @@ use crate::state::AppState;
 /// | `wigle_base_url` | `https://api.wigle.net` | WiGLE API root (tests point it at a mock) |
 /// | `opencellid_base_url` | `https://opencellid.org` | OpenCellID API root |
 /// | `max_online_lookups` | 10 | WiGLE/OpenCellID requests per located request (cache hits are free) |
+/// | `trusted_proxies` | none | addresses or CIDRs (`10.0.0.0/8`, `::1`) of reverse proxies whose `X-Forwarded-For` names the caller for the IP fallback |
 #[derive(Clone)]
 pub struct GeoConfig {
     /// WiGLE API name.
@@ -97,6 +110,8 @@ pub struct GeoConfig {
     pub opencellid_base_url: Option<String>,
     /// Most provider requests per located request.
     pub max_online_lookups: usize,
+    /// Reverse proxies trusted to say who the caller is in `X-Forwarded-For`.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for GeoConfig {
@@ -108,6 +123,7 @@ impl Default for GeoConfig {
             wigle_base_url: None,
             opencellid_base_url: None,
             max_online_lookups: 10,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -122,6 +138,7 @@ impl std::fmt::Debug for GeoConfig {
             .field("wigle_base_url", &self.wigle_base_url)
             .field("opencellid_base_url", &self.opencellid_base_url)
             .field("max_online_lookups", &self.max_online_lookups)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }
@@ -131,6 +148,53 @@ pub struct Geo {
     db: Arc<GeoDb>,
     locator: Locator,
     online: Vec<&'static str>,
+    trusted_proxies: Vec<Cidr>,
+}
+
+/// An address block: `addr/prefix`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    fn parse(s: &str) -> Option<Cidr> {
+        let (a, p) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.trim(), None),
+        };
+        let addr: IpAddr = a.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.parse().ok().filter(|p| *p <= max)?,
+            None => max,
+        };
+        Some(Cidr { addr, prefix })
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        let bits = |a: IpAddr| -> (u128, u32) {
+            match a {
+                IpAddr::V4(v) => (u128::from(u32::from(v)) << 96, 32),
+                IpAddr::V6(v) => (u128::from(v), 128),
+            }
+        };
+        let ((net, width), (x, w)) = (bits(self.addr), bits(ip));
+        if width != w {
+            return false;
+        }
+        let mask = if self.prefix == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(self.prefix))
+        };
+        net & mask == x & mask
+    }
 }
 
 impl std::fmt::Debug for Geo {
@@ -211,11 +275,47 @@ impl Geo {
         let locator = builder
             .build()
             .map_err(|e| Error::Config(format!("geolocation: {e}")))?;
+        let trusted_proxies = config
+            .trusted_proxies
+            .iter()
+            .map(|p| {
+                Cidr::parse(p).ok_or_else(|| {
+                    Error::Config(format!(
+                        "trusted proxy {p:?} is not an address or a CIDR block"
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?;
         Ok(Geo {
             db,
             locator,
             online,
+            trusted_proxies,
         })
+    }
+
+    /// The caller's address for the IP fallback: the socket peer, or — when the peer is a
+    /// trusted proxy — the rightmost `X-Forwarded-For` entry that is not a trusted proxy
+    /// itself (entries to its left are whatever the client claimed). `None` without a peer
+    /// address.
+    fn caller_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+        let peer = peer?;
+        let trusted = |ip: IpAddr| self.trusted_proxies.iter().any(|c| c.contains(ip));
+        if !trusted(peer) {
+            return Some(peer);
+        }
+        let hops: Vec<IpAddr> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|h| h.trim().parse::<IpAddr>().ok())
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_default();
+        hops.into_iter()
+            .rev()
+            .find(|ip| !trusted(*ip))
+            .or(Some(peer))
     }
 
     /// The online providers in use (`opencellid`, `wigle`).
@@ -405,6 +505,7 @@ fn kind_name(kind: EstimateKind) -> &'static str {
         EstimateKind::Wifi => "wifi",
         EstimateKind::Ble => "bluetooth",
         EstimateKind::Cell | EstimateKind::Area => "cell",
+        EstimateKind::Ip => "ip",
     }
 }
 
@@ -461,9 +562,9 @@ async fn resolve(
 
 #[utoipa::path(post, path = "/v1/geolocate", tag = "geolocation",
     params(("key" = Option<String>, Query, description = "A vigil token, for Ichnaea clients that cannot send a header")),
-    request_body(content = Object, description = "Ichnaea/Google geolocate request; JSON, optionally gzip (Content-Encoding: gzip); an empty body is not-found"),
+    request_body(content = Object, description = "Ichnaea/Google geolocate request; JSON, optionally gzip (Content-Encoding: gzip); an empty body asks for the IP fallback"),
     responses(
-        (status = 200, description = "{location: {lat, lng}, accuracy, fallback?}", body = Object),
+        (status = 200, description = "{location: {lat, lng}, accuracy, fallback?}; fallback \"ipf\" when the caller's address answered (considerIp)", body = Object),
         (status = 400, description = "Google envelope: parseError (details.decode or details.validation) or keyInvalid", body = Object),
         (status = 403, description = "Google envelope: dailyLimitExceeded", body = Object),
         (status = 404, description = "Google envelope: notFound", body = Object),
@@ -487,12 +588,22 @@ async fn geolocate_inner(
     request: Request,
 ) -> Result<Response, Envelope> {
     let principal = ichnaea_caller(state, request.headers(), query)?;
-    let Some(body) = read_body(state, request).await? else {
-        return Err(Envelope(ErrorEnvelope::not_found()));
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let caller = state.geo().caller_ip(peer, request.headers());
+    // An empty body (Firefox sends one) asks for what the address alone says.
+    let parsed: GeolocateRequest = match read_body(state, request).await? {
+        Some(body) => parse(&body)?,
+        None => GeolocateRequest::default(),
     };
-    let parsed: GeolocateRequest = parse(&body)?;
     let query = Query::from_request(&parsed);
-    match resolve(state, &principal, "/v1/geolocate", &query).await {
+    let located = state.geo().locator.locate_with_ip(&query, caller).await;
+    if let Ok(Some(e)) = &located {
+        publish_resolved(state, &principal, "/v1/geolocate", &query, e);
+    }
+    match located {
         Ok(Some(estimate)) => Ok(Json(estimate.to_response()).into_response()),
         Ok(None) => Err(Envelope(ErrorEnvelope::not_found())),
         Err(err) => Err(Envelope::locate_failed(&err)),

@@ -316,7 +316,10 @@ pub async fn serve(
             tracing::debug!(error = %err, "TCP_NODELAY could not be set");
         }
     });
-    let served = axum::serve(listener, app(state.clone()))
+    // The peer address reaches handlers as `ConnectInfo<SocketAddr>` (the IP fallback of
+    // `/v1/geolocate` reads it).
+    let make = app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = axum::serve(listener, make)
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: draining connections");
