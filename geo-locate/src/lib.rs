@@ -80,7 +80,7 @@
 //!
 //! | feature | what |
 //! |---|---|
-//! | `mmdb-writer` | [`ip::writer`]: writes small MMDB city databases, for tests and fixtures |
+//! | `mmdb-writer` | `ip::writer`: writes small MMDB city databases, for tests and fixtures |
 //! - The library reads no environment variables: callers pass keys in [`wigle::WigleConfig`] and
 //!   [`opencellid::OpenCellIdConfig`].
 

@@ -263,7 +263,7 @@ fn run_city(
     let seed_db = seed_positions(&city);
     let (ap_error_ours, ap_error_seed) = ap_errors(&city, &db, &seed_db)?;
     let est = Estimator::default();
-    let mut rng = Rng::new(seed ^ 0xde71_ce);
+    let mut rng = Rng::new(seed ^ 0x00de_71ce);
     let mut ours = Tally::new("geo-locate");
     let mut theirs = Tally::new("seed");
     let others: Vec<Estimator> = variants
@@ -509,19 +509,19 @@ fn run_scenario(name: &str, config: CityConfig, trials: usize) {
         city.config.shadowing_db
     );
     let ours = Estimator::default();
-    let centroid_only = Estimator::new(EstimatorConfig {
-        refine: false,
+    let with_wls = Estimator::new(EstimatorConfig {
+        refine: true,
         ..Default::default()
     });
     let mut rng = Rng::new(99);
-    let mut t_ours = Tally::new("geo-locate (clusters, 10^(s/30) weights, WLS)");
-    let mut t_centroid = Tally::new("geo-locate without WLS (weighted centroid)");
+    let mut t_ours = Tally::new("geo-locate (1 km clusters, 10^(s/30) weights)");
+    let mut t_centroid = Tally::new("geo-locate with the WLS refinement");
     let mut t_seed = Tally::new("seed: signal² weighted average");
     for _ in 0..trials {
         let scan = city.scan(&mut rng);
         let inp = inputs(&city, &scan);
         let a = ours.locate_beacons(&inp);
-        let b = centroid_only.locate_beacons(&inp);
+        let b = with_wls.locate_beacons(&inp);
         let s = seed_signal_squared(&city, &scan);
         t_ours.located += usize::from(a.is_some());
         t_centroid.located += usize::from(b.is_some());

@@ -59,10 +59,10 @@ pub(crate) struct Spot {
     pub samples: u32,
     /// See [`Summary::conflicts`].
     pub conflicts: u8,
-    /// `W`, 1/m²; 0 when unknown.
-    pub weight: f64,
-    /// Weighted RMS distance of the sightings from the position, metres.
-    pub spread_m: f64,
+    /// `W` as stored (see [`Spot::weight`]); kept encoded so that import chunks stay small.
+    weight_code: u16,
+    /// The spread as stored (see [`Spot::spread_m`]).
+    spread_code: u8,
 }
 
 const SPOT_SIZE: usize = 15;
@@ -125,17 +125,27 @@ impl Spot {
             )),
             samples: samples.min(MAX_SAMPLES),
             conflicts: 0,
-            weight: 0.0,
-            spread_m: 0.0,
+            weight_code: 0,
+            spread_code: 0,
         }
+    }
+
+    /// `W`, 1/m²; 0 when unknown.
+    pub(crate) fn weight(&self) -> f64 {
+        decode_weight(self.weight_code)
+    }
+
+    /// Weighted RMS distance of the sightings from the position, metres.
+    pub(crate) fn spread_m(&self) -> f64 {
+        decode_spread(self.spread_code)
     }
 
     /// The stored form of a summary (rounded as it will be on disk).
     pub(crate) fn from_summary(s: &Summary) -> Spot {
         Spot {
             conflicts: s.conflicts.min(MOVER),
-            weight: decode_weight(encode_weight(s.weight)),
-            spread_m: decode_spread(encode_spread(s.spread_m())),
+            weight_code: encode_weight(s.weight),
+            spread_code: encode_spread(s.spread_m()),
             ..Spot::new(s.position, s.extent_m, s.samples)
         }
     }
@@ -144,11 +154,12 @@ impl Spot {
     /// from its radius and samples ([`Summary::from_range`]).
     pub(crate) fn summary(&self) -> Summary {
         let position = self.position();
-        if self.weight > 0.0 {
+        if self.weight_code > 0 {
+            let (weight, spread) = (self.weight(), self.spread_m());
             Summary {
                 position,
-                weight: self.weight,
-                moment: self.weight * self.spread_m * self.spread_m,
+                weight,
+                moment: weight * spread * spread,
                 samples: self.samples.max(1),
                 extent_m: f64::from(self.radius_m),
                 conflicts: self.conflicts,
@@ -185,8 +196,8 @@ impl Spot {
         let packed =
             (self.samples.min(MAX_SAMPLES) as u16) | (u16::from(self.conflicts.min(MOVER)) << 14);
         out[10..12].copy_from_slice(&packed.to_be_bytes());
-        out[12..14].copy_from_slice(&encode_weight(self.weight).to_be_bytes());
-        out[14] = encode_spread(self.spread_m);
+        out[12..14].copy_from_slice(&self.weight_code.to_be_bytes());
+        out[14] = self.spread_code;
     }
 
     fn decode(b: &[u8]) -> Spot {
@@ -198,8 +209,8 @@ impl Spot {
             radius_m: decode_radius(u16::from_be_bytes([b[8], b[9]])),
             samples: u32::from(packed & 0x3fff),
             conflicts: (packed >> 14) as u8,
-            weight: decode_weight(u16::from_be_bytes([b[12], b[13]])),
-            spread_m: decode_spread(b[14]),
+            weight_code: u16::from_be_bytes([b[12], b[13]]),
+            spread_code: b[14],
         }
     }
 
@@ -451,8 +462,11 @@ mod tests {
         );
         learned.conflicts = 2;
         let learned = Spot::from_summary(&learned);
-        assert!((learned.weight / 0.0163 - 1.0).abs() < 0.002, "{learned:?}");
-        assert!((learned.spread_m - 4.8).abs() < 0.3, "{learned:?}");
+        assert!(
+            (learned.weight() / 0.0163 - 1.0).abs() < 0.002,
+            "{learned:?}"
+        );
+        assert!((learned.spread_m() - 4.8).abs() < 0.3, "{learned:?}");
         round_trip(BeaconRecord {
             kind: BeaconKind::Wifi,
             mac: MacAddr::from_u64(0x0012_3456_789a).unwrap(),
