@@ -324,3 +324,79 @@ async fn locate_online_with_wigle_keys_from_the_environment() {
         .unwrap();
     }
 }
+
+#[test]
+fn locate_ip_answers_from_an_imported_mmdb() {
+    use geo_locate::ip::writer::MmdbWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = MmdbWriter::new("GeoLite2-City");
+    w.insert(
+        "203.0.113.0".parse().unwrap(),
+        24,
+        52.52,
+        13.405,
+        Some(20),
+        Some("DE"),
+    )
+    .unwrap();
+    w.insert(
+        "2001:db8::".parse().unwrap(),
+        32,
+        48.8566,
+        2.3522,
+        Some(5),
+        Some("FR"),
+    )
+    .unwrap();
+    let mmdb = dir.path().join("GeoLite2-City.mmdb");
+    std::fs::write(&mmdb, w.to_bytes()).unwrap();
+    let data = dir.path().join("data");
+    vigil()
+        .args(["geodb", "import"])
+        .arg(&mmdb)
+        .arg("--data-dir")
+        .arg(&data)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("GeoLite2-City"));
+    let out = vigil()
+        .args(["locate", "--ip", "203.0.113.7", "--json", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["fallback"], "ipf");
+    assert_eq!(answer["accuracy"], 20_000.0);
+    assert_eq!(answer["location"]["lat"], 52.52);
+    vigil()
+        .args(["locate", "--ip", "2001:db8::1", "--data-dir"])
+        .arg(&data)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("IP address (fallback)"));
+    // A private address and an unknown one: not found (exit 3).
+    for addr in ["192.168.1.2", "8.8.8.8"] {
+        vigil()
+            .args(["locate", "--json", "--ip", addr, "--data-dir"])
+            .arg(&data)
+            .assert()
+            .code(3)
+            .stdout(predicate::str::contains("notFound"));
+    }
+    // Not an MMDB city database: refused with a reason.
+    let mut country = MmdbWriter::new("GeoLite2-Country");
+    country
+        .insert("203.0.113.0".parse().unwrap(), 24, 0.0, 0.0, None, None)
+        .unwrap();
+    let bad = dir.path().join("country.mmdb");
+    std::fs::write(&bad, country.to_bytes()).unwrap();
+    vigil()
+        .args(["geodb", "import"])
+        .arg(&bad)
+        .arg("--data-dir")
+        .arg(&data)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("city database"));
+}

@@ -53,7 +53,9 @@
 //! | [`Query`] | per-entry validation with Ichnaea's ranges; bad entries dropped one by one |
 //! | [`estimate`] | clustering, inverse-range weights, least-squares refinement, 95 % radius, cells with timing advance, LAC fallback, Ichnaea's hybrid rule |
 //! | [`store`] | the offline database and its streaming importers |
+//! | [`learning`] | how positions are learned from sightings: weights by implied range and fix accuracy, exact running sums, outliers and movers |
 //! | [`store::overlay`] | what `/v2/geosubmit` reports taught, combined with the imported data by [`GeoDb::fill`] |
+//! | [`ip`] | the IP fallback: GeoIP city databases in MaxMind's MMDB format (`fallback: "ipf"`) |
 //! | [`wigle`], [`opencellid`] | API clients with typed errors (quota, credentials, provider messages) |
 //! | [`cache`] | read-through cache of provider answers, hits and misses, with a TTL |
 //! | [`locator`] | the async entry point over all sources |
@@ -66,8 +68,19 @@
 //!   moved AP cannot drag the answer).
 //! - Hybrid answers pick the best-supported group's most precise member; disagreeing fixes are
 //!   never averaged.
+//! - Transmitter positions are learned from sightings weighted by what each says about
+//!   distance, `1 / (d̂² + acc²)` with `d̂` the range the signal implies and `acc` the fix
+//!   accuracy ([`learning`]); a plain mean let far, weak sightings pull positions.
+//! - When nothing else answers and the request allows it (`considerIp`, `fallbacks.ipf`), the
+//!   caller's address answers from an imported GeoIP city database ([`ip`]).
 //! - The offline store is a set of sorted fixed-width files, not SQLite: 28 B per cell and about
 //!   1 µs per lookup (see the `geo_db` bench in `benches/`).
+//!
+//! # Features
+//!
+//! | feature | what |
+//! |---|---|
+//! | `mmdb-writer` | `ip::writer`: writes small MMDB city databases, for tests and fixtures |
 //! - The library reads no environment variables: callers pass keys in [`wigle::WigleConfig`] and
 //!   [`opencellid::OpenCellIdConfig`].
 
@@ -78,6 +91,8 @@ mod error;
 pub mod estimate;
 pub mod geo;
 mod http;
+pub mod ip;
+pub mod learning;
 pub mod locator;
 mod mac;
 pub mod opencellid;
@@ -95,4 +110,4 @@ pub use locator::{Locator, LocatorBuilder, Source};
 pub use mac::MacAddr;
 pub use query::{BeaconReading, CellReading, Dropped, MIN_BEACONS_IN_QUERY, Query, is_opted_out};
 pub use store::overlay::{ObservationFilter, SubmitReport};
-pub use store::{DbStats, GeoDb, ImportOptions, ImportProgress, ImportReport};
+pub use store::{DbStats, GeoDb, ImportOptions, ImportProgress, ImportReport, IpImportReport};

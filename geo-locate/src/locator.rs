@@ -3,17 +3,21 @@
 //! A [`Locator`] asks its [`Source`]s in order — the offline database first, then the online
 //! providers through the read-through cache — and stops early once the estimate is precise
 //! (score ≥ 1 and accuracy ≤ 500 m), so quota is spent only when local data is not enough.
+//! When no source knows anything and the request allows it, [`Locator::locate_with_ip`]
+//! answers from the caller's address with `fallback: "ipf"` ([`crate::ip`]).
 
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use tracing::{debug, warn};
 
-use crate::api::{GeolocateRequest, GeolocateResponse};
+use crate::api::{FallbackKind, GeolocateRequest, GeolocateResponse};
 use crate::cache::{Cache, Cached};
 use crate::error::{Error, Result};
-use crate::estimate::{Estimate, Estimator, EstimatorConfig, Known};
+use crate::estimate::{Estimate, EstimateKind, Estimator, EstimatorConfig, Known};
+use crate::ip::IpDatabase;
 use crate::opencellid::OpenCellIdClient;
 use crate::query::Query;
 use crate::store::GeoDb;
@@ -246,12 +250,23 @@ pub struct LocatorBuilder {
     sources: Vec<Arc<dyn Source>>,
     estimator: EstimatorConfig,
     max_online_lookups: Option<usize>,
+    ip: Option<Arc<IpDatabase>>,
 }
 
 impl LocatorBuilder {
-    /// Adds the offline database (ask it first).
+    /// Adds the offline database (ask it first), and its GeoIP database for the IP fallback
+    /// when it has one and none was set.
     pub fn database(mut self, db: Arc<GeoDb>) -> Self {
+        if self.ip.is_none() {
+            self.ip = db.ip_database().cloned();
+        }
         self.sources.push(db);
+        self
+    }
+
+    /// Sets the GeoIP database of the IP fallback.
+    pub fn ip_database(mut self, db: Arc<IpDatabase>) -> Self {
+        self.ip = Some(db);
         self
     }
 
@@ -287,9 +302,9 @@ impl LocatorBuilder {
         self
     }
 
-    /// The locator; [`Error::Config`] without any source.
+    /// The locator; [`Error::Config`] without any source or GeoIP database.
     pub fn build(self) -> Result<Locator> {
-        if self.sources.is_empty() {
+        if self.sources.is_empty() && self.ip.is_none() {
             return Err(Error::Config(
                 "the locator has no source: add an offline database or a provider".into(),
             ));
@@ -298,6 +313,7 @@ impl LocatorBuilder {
             sources: self.sources,
             estimator: Estimator::new(self.estimator),
             max_online_lookups: self.max_online_lookups.unwrap_or(10),
+            ip: self.ip,
         })
     }
 }
@@ -308,6 +324,7 @@ pub struct Locator {
     sources: Vec<Arc<dyn Source>>,
     estimator: Estimator,
     max_online_lookups: usize,
+    ip: Option<Arc<IpDatabase>>,
 }
 
 impl Locator {
@@ -359,5 +376,48 @@ impl Locator {
             (None, Some(err)) => Err(err),
             (None, None) => Ok(None),
         }
+    }
+
+    /// Like [`Locator::locate_query`], then, when that found nothing (or every source failed)
+    /// and the query allows it ([`Query::ipf`]: `considerIp` / `fallbacks.ipf`, default true),
+    /// the IP fallback: where `caller` is by the GeoIP database, with `fallback: "ipf"` and the
+    /// database's accuracy radius. An address that is not public gets no IP answer.
+    pub async fn locate_with_ip(
+        &self,
+        query: &Query,
+        caller: Option<IpAddr>,
+    ) -> Result<Option<Estimate>> {
+        let found = self.locate_query(query).await;
+        if let Ok(Some(e)) = &found {
+            return Ok(Some(*e));
+        }
+        match (query.ipf, caller) {
+            (true, Some(addr)) => match self.locate_ip(addr)? {
+                Some(e) => Ok(Some(e)),
+                None => found,
+            },
+            _ => found,
+        }
+    }
+
+    /// Where `addr` is by the GeoIP database, as an `ipf` estimate; `None` without a
+    /// database, for an address that is not public or one the database does not know.
+    pub fn locate_ip(&self, addr: IpAddr) -> Result<Option<Estimate>> {
+        let Some(db) = &self.ip else {
+            return Ok(None);
+        };
+        Ok(db.lookup(addr)?.map(|hit| Estimate {
+            position: hit.position,
+            accuracy_m: hit.accuracy_m,
+            score: 1.0,
+            kind: EstimateKind::Ip,
+            used: 1,
+            fallback: Some(FallbackKind::Ipf),
+        }))
+    }
+
+    /// True when a GeoIP database is there for the IP fallback.
+    pub fn has_ip_database(&self) -> bool {
+        self.ip.is_some()
     }
 }

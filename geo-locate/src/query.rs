@@ -64,7 +64,7 @@ pub struct Query {
     pub cells: Vec<CellReading>,
     /// Whether the location-area fallback may answer.
     pub lacf: bool,
-    /// Whether an IP fallback may answer (this crate has none; kept for callers).
+    /// Whether the IP fallback may answer ([`Locator::locate_with_ip`](crate::Locator::locate_with_ip)).
     pub ipf: bool,
     /// How many entries were dropped.
     pub dropped: Dropped,

@@ -331,3 +331,128 @@ fn garbage_never_panics_and_is_counted() {
         }
     }
 }
+
+/// A WiGLE 1.6 CSV of WiFi sightings `(mac, at, rssi, accuracy)`.
+fn wigle_csv(rows: &[(&str, LatLon, i32, f64)]) -> Vec<u8> {
+    let mut out = String::from(
+        "WigleWifi-1.6,appRelease=test,model=t,release=1,device=t,display=t,board=t,brand=t,star=Sol,body=3,subBody=0\n\
+         MAC,SSID,AuthMode,FirstSeen,Channel,Frequency,RSSI,CurrentLatitude,CurrentLongitude,AltitudeMeters,AccuracyMeters,RCOIs,MfgrId,Type\n",
+    );
+    for (mac, at, rssi, acc) in rows {
+        out.push_str(&format!(
+            "{mac},net,[WPA2-PSK-CCMP][ESS],2024-05-01 10:00:00,6,2437,{rssi},{:.7},{:.7},40,{acc},,,WIFI\n",
+            at.lat, at.lon
+        ));
+    }
+    out.into_bytes()
+}
+
+fn import_rows(dir: &Path, rows: &[(&str, LatLon, i32, f64)]) {
+    GeoDb::import_reader(
+        dir,
+        std::io::Cursor::new(wigle_csv(rows)),
+        Some(InputFormat::Wigle),
+        &ImportOptions::default(),
+        &mut |_| {},
+    )
+    .expect("import");
+}
+
+fn wifi(db: &GeoDb, mac: &str) -> Option<geo_locate::Station> {
+    db.wifi(MacAddr::parse_station(mac).unwrap()).unwrap()
+}
+
+#[test]
+fn an_ap_heard_strongly_lands_near_the_strong_sighting() {
+    let ap = LatLon::new(-33.87, 151.21).unwrap();
+    let near = ap.offset(6.0, 2.0);
+    let far = ap.offset(-260.0, 40.0);
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows = vec![("02:00:00:00:00:01", near, -45, 5.0)];
+    for _ in 0..6 {
+        rows.push(("02:00:00:00:00:01", far, -92, 5.0));
+    }
+    import_rows(dir.path(), &rows);
+    let s = wifi(&GeoDb::open(dir.path()).unwrap(), "02:00:00:00:00:01").unwrap();
+    // The plain mean of these seven sightings is 220 m from the AP.
+    assert!(s.position.distance_m(near) < 15.0, "{s:?}");
+    assert_eq!(s.samples, 7);
+}
+
+#[test]
+fn a_movers_sightings_do_not_drag_a_fixed_ap() {
+    let ap = LatLon::new(51.5, -0.0005).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // A fixed AP seen 12 times around its place, across the 0° meridian.
+    let around: Vec<(&str, LatLon, i32, f64)> = (0..12)
+        .map(|i| {
+            let a = f64::from(i) * 0.52;
+            (
+                "02:00:00:00:00:02",
+                ap.offset(20.0 * a.cos(), 20.0 * a.sin()),
+                -62,
+                8.0,
+            )
+        })
+        .collect();
+    import_rows(dir.path(), &around);
+    let before = wifi(&GeoDb::open(dir.path()).unwrap(), "02:00:00:00:00:02").unwrap();
+    assert!(before.position.distance_m(ap) < 5.0, "{before:?}");
+    // Later, the same MAC heard strongly 2 km away, twice (a clash, a bus, a GPS jump).
+    let away = ap.offset(2_000.0, 300.0);
+    import_rows(
+        dir.path(),
+        &[
+            ("02:00:00:00:00:02", away, -50, 5.0),
+            ("02:00:00:00:00:02", away, -48, 5.0),
+        ],
+    );
+    let after = wifi(&GeoDb::open(dir.path()).unwrap(), "02:00:00:00:00:02").unwrap();
+    assert!(
+        after.position.distance_m(before.position) < 1.0,
+        "{after:?}"
+    );
+    // A mobile hotspot, seen strongly all over the city, is never returned.
+    let hotspot: Vec<(&str, LatLon, i32, f64)> = (0..6)
+        .map(|i| {
+            (
+                "02:00:00:00:00:03",
+                ap.offset(f64::from(i) * 1_500.0, 0.0),
+                -50,
+                5.0,
+            )
+        })
+        .collect();
+    import_rows(dir.path(), &hotspot);
+    let db = GeoDb::open(dir.path()).unwrap();
+    assert_eq!(wifi(&db, "02:00:00:00:00:03"), None);
+    assert!(wifi(&db, "02:00:00:00:00:02").is_some());
+}
+
+#[test]
+fn importing_in_two_parts_equals_importing_at_once() {
+    let ap = LatLon::new(-16.76, 179.9998).unwrap();
+    let rows: Vec<(&str, LatLon, i32, f64)> = (0..20)
+        .map(|i| {
+            let t = f64::from(i);
+            (
+                "02:00:00:00:00:04",
+                ap.offset(-90.0 + 9.0 * t, 15.0 * (t * 0.7).sin()),
+                -50 - (i % 7) * 6,
+                3.0 + t,
+            )
+        })
+        .collect();
+    let once = tempfile::tempdir().unwrap();
+    import_rows(once.path(), &rows);
+    let parts = tempfile::tempdir().unwrap();
+    import_rows(parts.path(), &rows[..8]);
+    import_rows(parts.path(), &rows[8..]);
+    let a = wifi(&GeoDb::open(once.path()).unwrap(), "02:00:00:00:00:04").unwrap();
+    let b = wifi(&GeoDb::open(parts.path()).unwrap(), "02:00:00:00:00:04").unwrap();
+    // Across the 180° meridian, and equal up to the storage's rounding.
+    assert!(a.position.distance_m(ap) < 60.0, "{a:?}");
+    assert!(a.position.distance_m(b.position) < 0.05, "{a:?} {b:?}");
+    assert_eq!(a.samples, b.samples);
+    assert!((a.radius_m - b.radius_m).abs() <= 1.0, "{a:?} {b:?}");
+}

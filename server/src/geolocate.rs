@@ -53,18 +53,30 @@
 //! `overlayFull`, 507, when nothing of the body could be stored; otherwise `{"refused": n}` in
 //! the 200 answer).
 //!
+//! # The IP fallback (`considerIp`)
+//!
+//! With a GeoIP city database imported (`vigil geodb import GeoLite2-City.mmdb`), a
+//! `/v1/geolocate` request that no WiFi, Bluetooth or cell data answers is answered from the
+//! caller's address, as Ichnaea does: `fallback: "ipf"` and the database's accuracy radius.
+//! `considerIp: false` (or `fallbacks.ipf: false`) turns it off; an empty body asks for it.
+//! The caller's address is the socket peer (the `ConnectInfo<SocketAddr>` request extension
+//! that [`serve`](crate::serve) adds), or the `X-Forwarded-For` entry the nearest trusted proxy
+//! added — only when the peer is one of [`GeoConfig::trusted_proxies`]. Private, loopback and
+//! other non-public addresses get no IP answer (404).
+//!
 //! # Events
 //!
 //! Every answered request publishes `location_resolved` to the `monitoring` room with the
 //! position, accuracy, fallback, kind of evidence and counts — never the MACs or cell ids.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{RawQuery, Request, State};
+use axum::extract::{ConnectInfo, RawQuery, Request, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_ENCODING};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -104,6 +116,7 @@ use crate::state::AppState;
 /// | `opencellid_budget` | 200 an hour, 20 at once | OpenCellID requests per token |
 /// | `geosubmit_budget` | 600 an hour, 60 at once | `/v2/geosubmit` requests per token |
 /// | `max_overlay_rows` | 1 000 000 | transmitters the geosubmit overlay keeps (about 100 MB); when full, new ones are refused |
+/// | `trusted_proxies` | none | addresses or CIDRs (`10.0.0.0/8`, `::1`) of reverse proxies whose `X-Forwarded-For` names the caller for the IP fallback |
 #[derive(Clone)]
 pub struct GeoConfig {
     /// WiGLE API name.
@@ -126,6 +139,8 @@ pub struct GeoConfig {
     pub geosubmit_budget: Budget,
     /// Most transmitters the geosubmit overlay keeps.
     pub max_overlay_rows: u64,
+    /// Reverse proxies trusted to say who the caller is in `X-Forwarded-For`.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl GeoConfig {
@@ -150,6 +165,7 @@ impl Default for GeoConfig {
             opencellid_budget: Budget::new(200, 20),
             geosubmit_budget: Budget::new(600, 60),
             max_overlay_rows: geo_locate::store::overlay::DEFAULT_MAX_ROWS,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -168,6 +184,7 @@ impl std::fmt::Debug for GeoConfig {
             .field("opencellid_budget", &self.opencellid_budget)
             .field("geosubmit_budget", &self.geosubmit_budget)
             .field("max_overlay_rows", &self.max_overlay_rows)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }
@@ -180,6 +197,7 @@ pub struct Geo {
     /// The online sources' meters, to prune.
     meters: Vec<Arc<Meter>>,
     geosubmit_budget: Meter,
+    trusted_proxies: Vec<Cidr>,
 }
 
 tokio::task_local! {
@@ -248,6 +266,50 @@ impl Source for Metered {
             }
         };
         self.inner.lookup(query, known, budget, &gate).await
+
+/// An address block: `addr/prefix`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    fn parse(s: &str) -> Option<Cidr> {
+        let (a, p) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.trim(), None),
+        };
+        let addr: IpAddr = a.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.parse().ok().filter(|p| *p <= max)?,
+            None => max,
+        };
+        Some(Cidr { addr, prefix })
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        let bits = |a: IpAddr| -> (u128, u32) {
+            match a {
+                IpAddr::V4(v) => (u128::from(u32::from(v)) << 96, 32),
+                IpAddr::V6(v) => (u128::from(v), 128),
+            }
+        };
+        let ((net, width), (x, w)) = (bits(self.addr), bits(ip));
+        if width != w {
+            return false;
+        }
+        let mask = if self.prefix == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(self.prefix))
+        };
+        net & mask == x & mask
     }
 }
 
@@ -341,12 +403,24 @@ impl Geo {
             .build()
             .map_err(|e| Error::Config(format!("geolocation: {e}")))?;
         db.overlay().set_max_rows(config.max_overlay_rows);
+        let trusted_proxies = config
+            .trusted_proxies
+            .iter()
+            .map(|p| {
+                Cidr::parse(p).ok_or_else(|| {
+                    Error::Config(format!(
+                        "trusted proxy {p:?} is not an address or a CIDR block"
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?;
         Ok(Geo {
             db,
             locator,
             online,
             meters,
             geosubmit_budget: Meter::new("geosubmit", config.geosubmit_budget),
+            trusted_proxies,
         })
     }
 
@@ -356,6 +430,30 @@ impl Geo {
             meter.prune();
         }
         self.geosubmit_budget.prune();
+    }
+
+    /// The caller's address for the IP fallback: the socket peer, or — when the peer is a
+    /// trusted proxy — the rightmost `X-Forwarded-For` entry that is not a trusted proxy
+    /// itself (entries to its left are whatever the client claimed). `None` without a peer
+    /// address.
+    fn caller_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+        let peer = peer?;
+        let trusted = |ip: IpAddr| self.trusted_proxies.iter().any(|c| c.contains(ip));
+        if !trusted(peer) {
+            return Some(peer);
+        }
+        let hops: Vec<IpAddr> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|h| h.trim().parse::<IpAddr>().ok())
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_default();
+        hops.into_iter()
+            .rev()
+            .find(|ip| !trusted(*ip))
+            .or(Some(peer))
     }
 
     /// The online providers in use (`opencellid`, `wigle`).
@@ -545,6 +643,7 @@ fn kind_name(kind: EstimateKind) -> &'static str {
         EstimateKind::Wifi => "wifi",
         EstimateKind::Ble => "bluetooth",
         EstimateKind::Cell | EstimateKind::Area => "cell",
+        EstimateKind::Ip => "ip",
     }
 }
 
@@ -597,6 +696,7 @@ async fn resolve(
     principal: &Principal,
     endpoint: &str,
     query: &Query,
+    caller: Option<IpAddr>,
 ) -> Result<Located, geo_locate::Error> {
     let spender = Arc::new(Spender {
         token_id: principal.token_id.clone(),
@@ -605,7 +705,7 @@ async fn resolve(
     let estimate = SPENDER
         .scope(
             Arc::clone(&spender),
-            state.geo().locator.locate_query(query),
+            state.geo().locator.locate_with_ip(query, caller),
         )
         .await?;
     if let Some(e) = &estimate {
@@ -625,9 +725,9 @@ fn over_budget_envelope(over: OverBudget) -> Response {
 
 #[utoipa::path(post, path = "/v1/geolocate", tag = "geolocation",
     params(("key" = Option<String>, Query, description = "A vigil token, for Ichnaea clients that cannot send a header")),
-    request_body(content = Object, description = "Ichnaea/Google geolocate request; JSON, optionally gzip (Content-Encoding: gzip); an empty body is not-found"),
+    request_body(content = Object, description = "Ichnaea/Google geolocate request; JSON, optionally gzip (Content-Encoding: gzip); an empty body asks for the IP fallback"),
     responses(
-        (status = 200, description = "{location: {lat, lng}, accuracy, fallback?}", body = Object),
+        (status = 200, description = "{location: {lat, lng}, accuracy, fallback?}; fallback \"ipf\" when the caller's address answered (considerIp)", body = Object),
         (status = 400, description = "Google envelope: parseError (details.decode or details.validation) or keyInvalid", body = Object),
         (status = 403, description = "Google envelope: dailyLimitExceeded", body = Object),
         (status = 429, description = "Google envelope: userRateLimitExceeded (this token's provider budget is spent; Retry-After)", body = Object),
@@ -652,12 +752,18 @@ async fn geolocate_inner(
     request: Request,
 ) -> Result<Response, Envelope> {
     let principal = ichnaea_caller(state, request.headers(), query)?;
-    let Some(body) = read_body(state, request).await? else {
-        return Err(Envelope(ErrorEnvelope::not_found()));
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let caller = state.geo().caller_ip(peer, request.headers());
+    // An empty body (Firefox sends one) asks for what the address alone says.
+    let parsed: GeolocateRequest = match read_body(state, request).await? {
+        Some(body) => parse(&body)?,
+        None => GeolocateRequest::default(),
     };
-    let parsed: GeolocateRequest = parse(&body)?;
     let query = Query::from_request(&parsed);
-    match resolve(state, &principal, "/v1/geolocate", &query).await {
+    match resolve(state, &principal, "/v1/geolocate", &query, caller).await {
         Ok(Located {
             estimate: Some(estimate),
             ..
@@ -847,7 +953,7 @@ pub async fn locate_wifi(
         ..GeolocateRequest::default()
     };
     let query = Query::from_request(&request);
-    let located = resolve(&state, principal, "/api/locate/wifi", &query)
+    let located = resolve(&state, principal, "/api/locate/wifi", &query, None)
         .await
         .map_err(|e| locator_unavailable(&e))?;
     Ok(seed_response(located, false))
@@ -952,7 +1058,7 @@ pub async fn locate_hybrid(
         ..GeolocateRequest::default()
     };
     let query = Query::from_request(&request);
-    let located = resolve(&state, principal, "/api/locate/hybrid", &query)
+    let located = resolve(&state, principal, "/api/locate/hybrid", &query, None)
         .await
         .map_err(|e| locator_unavailable(&e))?;
     Ok(seed_response(located, true))

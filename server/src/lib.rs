@@ -29,7 +29,7 @@
 //! | `GET /api/streetview` | viewer | Google Maps Street View link; with a key, the free metadata and a Static preview URL |
 //! | `GET /api/streetview/image` | viewer | the Static API image, fetched by the server so the key stays here |
 //! | `GET /api/imagery` | viewer | Mapillary and Panoramax images near a point, nearest first, with viewer links |
-//! | `POST /v1/geolocate` | any role; token also as `?key=` | Ichnaea/Google geolocation: gzip bodies, per-entry validation, Google-shaped errors (the `geolocate` module's docs) |
+//! | `POST /v1/geolocate` | any role; token also as `?key=` | Ichnaea/Google geolocation: gzip bodies, per-entry validation, Google-shaped errors, the IP fallback (`considerIp`, `fallback: "ipf"`) from an imported GeoIP database (the `geolocate` module's docs) |
 //! | `POST /v2/geosubmit` | operator, admin or agent; `?key=` too | Ichnaea observations; accepted ones refine later answers |
 //! | `POST /api/locate/wifi`, `POST /api/locate/hybrid` | any role | the seed's `{bssids}` / `{bssids, cell_towers}` lookups and answer shape |
 //! | `GET /api/openapi.json` | anyone | the OpenAPI 3.1 document of these routes |

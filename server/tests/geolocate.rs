@@ -817,3 +817,259 @@ async fn the_openapi_document_lists_the_geolocation_routes() {
     }
     assert_eq!(doc["components"]["securitySchemes"]["key"]["in"], "query");
 }
+
+// ---- The IP fallback (`considerIp`, `fallback: "ipf"`).
+
+/// A GeoIP city database: an IPv4 /24 and an IPv6 /48 with accuracy radii, and an IPv4 /24
+/// without one (as DB-IP City Lite writes them).
+fn city_mmdb() -> Vec<u8> {
+    use geo_locate::ip::writer::MmdbWriter;
+    let mut w = MmdbWriter::new("GeoLite2-City");
+    w.insert(
+        "203.0.113.0".parse().unwrap(),
+        24,
+        52.52,
+        13.405,
+        Some(20),
+        Some("DE"),
+    )
+    .unwrap();
+    w.insert(
+        "2001:db8:1::".parse().unwrap(),
+        48,
+        -33.87,
+        151.21,
+        Some(50),
+        Some("AU"),
+    )
+    .unwrap();
+    w.insert(
+        "198.51.100.0".parse().unwrap(),
+        24,
+        40.4,
+        -3.7,
+        None,
+        Some("ES"),
+    )
+    .unwrap();
+    w.to_bytes()
+}
+
+/// A data directory with the CSV fixtures and the GeoIP database imported.
+fn data_with_ip() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    import(dir.path());
+    let file = dir.path().join("city.mmdb");
+    std::fs::write(&file, city_mmdb()).unwrap();
+    let report = GeoDb::import_ip_database(dir.path().join("geodb"), &file).unwrap();
+    assert_eq!(report.database_type, "GeoLite2-City");
+    dir
+}
+
+fn fixture_ip(trusted_proxies: &[&str]) -> Fixture {
+    let dir = data_with_ip();
+    let (state, _) = AppState::in_memory(ServerConfig {
+        data_dir: dir.path().to_owned(),
+        geo: GeoConfig {
+            trusted_proxies: trusted_proxies.iter().map(|s| s.to_string()).collect(),
+            ..common::config().geo
+        },
+        ..common::config()
+    })
+    .unwrap();
+    let viewer = state
+        .auth()
+        .create_token(Role::Viewer, "geo test")
+        .unwrap()
+        .1;
+    Fixture {
+        operator: viewer.clone(),
+        agent: viewer.clone(),
+        viewer,
+        state,
+        _dir: dir,
+    }
+}
+
+/// POSTs `/v1/geolocate` as if from `peer` (the extension `serve` adds), with extra headers.
+async fn locate_from(
+    f: &Fixture,
+    peer: &str,
+    headers: &[(&str, &str)],
+    body: &Value,
+) -> (u16, Value) {
+    let peer: std::net::IpAddr = peer.parse().unwrap();
+    let mut request = Request::post("/v1/geolocate")
+        .header("authorization", format!("Bearer {}", f.viewer))
+        .header("content-type", "application/json")
+        .extension(axum::extract::ConnectInfo(std::net::SocketAddr::new(
+            peer, 40_000,
+        )));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = app(f.state.clone())
+        .oneshot(request.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let bytes = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// Two WiFi APs nobody knows.
+fn unknown_wifi() -> Value {
+    json!({"wifiAccessPoints": [
+        {"macAddress": "02:00:00:00:aa:01", "signalStrength": -60},
+        {"macAddress": "02:00:00:00:aa:02", "signalStrength": -70}
+    ]})
+}
+
+#[tokio::test]
+async fn ip_fallback_answers_ipv4_and_ipv6_callers() {
+    let f = fixture_ip(&[]);
+    let (status, body) = locate_from(&f, "203.0.113.7", &[], &unknown_wifi()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["fallback"], "ipf");
+    assert_eq!(body["accuracy"], 20_000.0);
+    assert!(at(&body).distance_m(LatLon::new(52.52, 13.405).unwrap()) < 1.0);
+    // An empty request asks for the address alone (Firefox sends `{}`).
+    let (status, body) = locate_from(&f, "2001:db8:1::5", &[], &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["fallback"].as_str(), body["accuracy"].as_f64()),
+        (Some("ipf"), Some(50_000.0))
+    );
+    // A database without an accuracy radius answers with 25 km.
+    let (status, body) = locate_from(&f, "198.51.100.9", &[], &json!({})).await;
+    assert_eq!(
+        (status, body["accuracy"].as_f64()),
+        (200, Some(25_000.0)),
+        "{body}"
+    );
+    // Known APs answer themselves: no fallback.
+    let known = json!({"considerIp": true, "wifiAccessPoints": [
+        {"macAddress": "01:23:45:67:89:ab", "signalStrength": -50},
+        {"macAddress": "01:23:45:67:89:cd", "signalStrength": -60}
+    ]});
+    let (status, body) = locate_from(&f, "203.0.113.7", &[], &known).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("fallback").is_none(), "{body}");
+}
+
+#[tokio::test]
+async fn ip_fallback_misses_private_addresses_and_considerip_false() {
+    let f = fixture_ip(&[]);
+    for peer in [
+        "8.8.8.8",
+        "192.168.1.10",
+        "127.0.0.1",
+        "::1",
+        "fd00::7",
+        "100.64.0.9",
+    ] {
+        let (status, body) = locate_from(&f, peer, &[], &unknown_wifi()).await;
+        assert_eq!(status, 404, "{peer}: {body}");
+        assert_eq!(body["error"]["errors"][0]["reason"], "notFound");
+    }
+    let mut off = unknown_wifi();
+    off["considerIp"] = json!(false);
+    let (status, _) = locate_from(&f, "203.0.113.7", &[], &off).await;
+    assert_eq!(status, 404);
+    // `fallbacks.ipf` overrides `considerIp`.
+    let off = json!({"considerIp": true, "fallbacks": {"ipf": false}});
+    let (status, _) = locate_from(&f, "203.0.113.7", &[], &off).await;
+    assert_eq!(status, 404);
+    let on = json!({"considerIp": false, "fallbacks": {"ipf": true}});
+    let (status, _) = locate_from(&f, "203.0.113.7", &[], &on).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn forwarded_for_counts_only_from_a_trusted_proxy() {
+    let f = fixture_ip(&["10.0.0.0/8", "2001:db8:ffff::1"]);
+    let xff = |v: &'static str| [("x-forwarded-for", v)];
+    // A trusted proxy says who called.
+    let (status, body) = locate_from(
+        &f,
+        "10.1.2.3",
+        &xff("192.168.0.4, 203.0.113.7"),
+        &unknown_wifi(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["fallback"].as_str()),
+        (200, Some("ipf")),
+        "{body}"
+    );
+    // Through two trusted proxies: the rightmost untrusted entry is the caller.
+    let (status, _) = locate_from(
+        &f,
+        "2001:db8:ffff::1",
+        &xff("203.0.113.7, 10.9.9.9"),
+        &unknown_wifi(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // What a client wrote to the left of the last untrusted hop is not believed.
+    let (status, _) = locate_from(
+        &f,
+        "10.1.2.3",
+        &xff("203.0.113.7, 8.8.8.8"),
+        &unknown_wifi(),
+    )
+    .await;
+    assert_eq!(status, 404);
+    // An untrusted peer's header is ignored: its own (unknown) address is looked up.
+    let (status, _) = locate_from(&f, "8.8.4.4", &xff("203.0.113.7"), &unknown_wifi()).await;
+    assert_eq!(status, 404);
+    // A trusted proxy with no (or a garbled) header: the proxy's own private address.
+    let (status, _) = locate_from(&f, "10.1.2.3", &xff("not-an-address"), &unknown_wifi()).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn served_requests_carry_the_peer_address() {
+    // Through `serve` on 127.0.0.1: the peer is loopback (no IP answer) unless loopback is a
+    // trusted proxy, whose X-Forwarded-For then names the caller.
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    for (trusted, expected) in [(vec![], 404), (vec!["127.0.0.1".to_owned()], 200)] {
+        let dir = data_with_ip();
+        let mut config = ServerConfig {
+            data_dir: dir.path().to_owned(),
+            ..common::config()
+        };
+        config.geo.trusted_proxies = trusted;
+        let server = common::TestServer::start(config).await;
+        let token = server.token(Role::Viewer);
+        let response = client
+            .post(format!("http://{}/v1/geolocate", server.addr))
+            .bearer_auth(&token)
+            .header("x-forwarded-for", "203.0.113.7")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), expected);
+        server.stop().await;
+    }
+}
+
+#[test]
+fn a_bad_trusted_proxy_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let Err(err) = AppState::in_memory(ServerConfig {
+        data_dir: dir.path().to_owned(),
+        geo: GeoConfig {
+            trusted_proxies: vec!["10.0.0.0/33".into()],
+            ..GeoConfig::default()
+        },
+        ..common::config()
+    }) else {
+        panic!("a /33 IPv4 block was accepted");
+    };
+    assert!(err.to_string().contains("10.0.0.0/33"), "{err}");
+}

@@ -3,10 +3,12 @@
 //! - [`dump`]: writes a synthetic OpenCellID `cell_towers.csv` of any size, so the import and
 //!   lookup benchmarks never need the real (multi-GB, licensed) dump and nothing large is
 //!   committed;
+//! - [`cities`]: randomised cities with wardrive data (WiGLE rows) for the accuracy harness;
 //! - [`city`]: simulated cities of WiFi APs and LTE towers with log-distance path loss and
 //!   shadowing, used by the accuracy harness to compare the estimator with the seed's
 //!   `signal²` weighting.
 
+pub mod cities;
 pub mod city;
 pub mod dump;
 

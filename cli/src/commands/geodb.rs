@@ -2,7 +2,9 @@
 //!
 //! `import` reads the OpenCellID/MLS cell dump (`cell_towers.csv`, `.csv.gz`) or a WiGLE CSV
 //! export (1.4 or 1.6), streaming, with a progress bar and a summary of what was skipped and why.
-//! An interrupted import leaves the database as it was; run it again.
+//! An interrupted import leaves the database as it was; run it again. It also takes a GeoIP city
+//! database in MaxMind's MMDB format (GeoLite2-City, DB-IP City Lite), kept as
+//! `geodb/ip-city.mmdb` for the IP fallback of `vigil locate --ip` and `/v1/geolocate`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,7 +31,8 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 enum GeodbCommand {
-    /// Import a cell dump (OpenCellID/MLS, .csv or .csv.gz) or a WiGLE CSV export.
+    /// Import a cell dump (OpenCellID/MLS, .csv or .csv.gz), a WiGLE CSV export, or a GeoIP
+    /// city database (.mmdb: GeoLite2-City, DB-IP City Lite).
     Import(ImportArgs),
     /// Show what the database holds.
     Stats {
@@ -78,6 +81,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("wifi      {}", stats.wifi);
                 println!("bluetooth {}", stats.ble);
                 println!("on disk   {}", human_bytes(stats.bytes_on_disk));
+                println!(
+                    "geoip     {}",
+                    stats.ip_database.as_deref().unwrap_or("none")
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -97,6 +104,22 @@ fn run_import(dir: &std::path::Path, args: ImportArgs) -> anyhow::Result<ExitCod
     let size = std::fs::metadata(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?
         .len();
+    if geo_locate::ip::is_mmdb_file(&args.file)? {
+        let report = GeoDb::import_ip_database(dir, &args.file)
+            .with_context(|| format!("importing {}", args.file.display()))?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            println!(
+                "imported {} ({}, {}) as {}",
+                args.file.display(),
+                report.database_type,
+                human_bytes(report.bytes),
+                report.path.display()
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let options = ImportOptions {
         mcc: args.mcc,
         mnc: args.mnc,

@@ -5,9 +5,13 @@
 //! so that no BSSID or cell costs quota twice within 30 days. Keys come from `WIGLE_API_NAME` +
 //! `WIGLE_API_TOKEN` and `OPENCELLID_API_KEY`, read here and nowhere else.
 //!
+//! `--ip ADDR` adds the IP fallback: when nothing else answers, where `ADDR` is by the GeoIP
+//! city database imported with `vigil geodb import GeoLite2-City.mmdb` (`"fallback": "ipf"`).
+//!
 //! Exit codes: 0 found, 3 not found, 1 error (bad request file, missing key, provider error),
 //! 2 bad arguments.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -43,6 +47,10 @@ pub struct Args {
     /// A geolocate request body (Ichnaea/Google JSON) instead of --wifi/--cell; `-` for stdin.
     #[arg(long, value_name = "FILE.json", conflicts_with_all = ["wifi", "cell"])]
     request: Option<PathBuf>,
+    /// The caller's IP address, for the IP fallback (GeoIP city database in the offline
+    /// database; `considerIp` in a `--request` body still applies).
+    #[arg(long, value_name = "ADDR")]
+    ip: Option<IpAddr>,
     /// Where to look up transmitters.
     #[arg(long, value_enum, default_value_t = SourceChoice::Auto)]
     source: SourceChoice,
@@ -169,7 +177,7 @@ fn build_locator(args: &Args) -> anyhow::Result<Locator> {
         let db = GeoDb::open(&db_dir)
             .with_context(|| format!("cannot open the offline database {}", db_dir.display()))?;
         let stats = db.stats()?;
-        if stats.cells + stats.wifi + stats.ble > 0 {
+        if stats.cells + stats.wifi + stats.ble > 0 || stats.ip_database.is_some() {
             builder = builder.database(Arc::new(db));
             any = true;
         } else if args.source == SourceChoice::Offline {
@@ -222,8 +230,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let request = match &args.request {
         Some(path) => read_request(path)?,
         None => {
-            if args.wifi.is_empty() && args.cell.is_empty() {
-                bail!("give at least two --wifi, or a --cell, or --request FILE.json");
+            if args.wifi.is_empty() && args.cell.is_empty() && args.ip.is_none() {
+                bail!(
+                    "give at least two --wifi, or a --cell, or --ip ADDR, or --request FILE.json"
+                );
             }
             GeolocateRequest {
                 wifi_access_points: args.wifi.clone(),
@@ -244,7 +254,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("note: WiFi needs at least two distinct valid access points; WiFi was ignored");
     }
     let locator = build_locator(&args)?;
-    let estimate = super::streetview::runtime()?.block_on(locator.locate_query(&query))?;
+    if args.ip.is_some() && !locator.has_ip_database() {
+        eprintln!(
+            "note: no GeoIP database to look --ip up in: import one with `vigil geodb import GeoLite2-City.mmdb`"
+        );
+    }
+    let estimate =
+        super::streetview::runtime()?.block_on(locator.locate_with_ip(&query, args.ip))?;
     match estimate {
         Some(e) => {
             let response = e.to_response();
@@ -256,6 +272,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     geo_locate::EstimateKind::Ble => "Bluetooth",
                     geo_locate::EstimateKind::Cell => "cells",
                     geo_locate::EstimateKind::Area => "location area (fallback)",
+                    geo_locate::EstimateKind::Ip => "IP address (fallback)",
                 };
                 println!(
                     "{:.7}, {:.7} ± {:.0} m (95 %), from {} {kind}",

@@ -55,6 +55,11 @@ pub struct Args {
     #[arg(long = "scope", value_name = "CIDR|HOST")]
     scope: Vec<String>,
 
+    /// A reverse proxy (address or CIDR, repeatable) whose X-Forwarded-For names the caller for
+    /// the IP fallback of /v1/geolocate [env VIGIL_TRUSTED_PROXIES, comma-separated].
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    trusted_proxies: Vec<String>,
+
     /// Do not run the in-process scanning agent (scans then wait for remote agents)
     /// [env VIGIL_LOCAL_AGENT=false].
     #[arg(long)]
@@ -130,6 +135,7 @@ impl Args {
             allowed_origins: Vec::new(),
             cookie_secure: false,
             scope: Vec::new(),
+            trusted_proxies: Vec::new(),
             no_local_agent: false,
             demo: false,
             panoramax_url: crate::config::env("VIGIL_PANORAMAX_URL"),
@@ -162,6 +168,9 @@ pub struct Settings {
     pub cookie_secure: bool,
     /// What may be scanned.
     pub scope: Vec<String>,
+    /// Reverse proxies trusted for X-Forwarded-For (the IP fallback).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<String>,
     /// Run the in-process agent.
     pub local_agent: bool,
     /// Demo mode.
@@ -232,6 +241,7 @@ pub fn settings(args: Args, layers: &Layers) -> anyhow::Result<Settings> {
             file.cookie_secure,
         )?,
         scope: list(args.scope, "VIGIL_SCOPE", &file.scope),
+        trusted_proxies: list(args.trusted_proxies, "VIGIL_TRUSTED_PROXIES", &None),
         local_agent,
         demo: switch(args.demo, "VIGIL_DEMO", file.demo)?,
         panoramax_url: args.panoramax_url.or_else(|| file.panoramax_url.clone()),
@@ -336,7 +346,10 @@ pub fn run(args: Args, layers: &Layers) -> anyhow::Result<ExitCode> {
             ..imagery_config(&settings.keys)?
         },
         dashboard: dashboard_config(&settings),
-        geo: geo_config(&settings.keys),
+        geo: GeoConfig {
+            trusted_proxies: settings.trusted_proxies.clone(),
+            ..geo_config(&settings.keys)
+        },
         header_read_timeout: seconds("header_read_timeout", settings.header_read_timeout)?,
         keep_alive_timeout: seconds("keep_alive_timeout", settings.keep_alive_timeout)?,
         max_header_bytes: settings.max_header_bytes,

@@ -52,7 +52,7 @@ fn one_ap_or_two_far_apart_never_locate() {
             .is_none()
     );
     let a = BeaconInput::at(origin(), Some(-50.0));
-    let b = BeaconInput::at(origin().offset(600.0, 0.0), Some(-50.0));
+    let b = BeaconInput::at(origin().offset(1_100.0, 0.0), Some(-50.0));
     assert!(est.locate_beacons(&[a, b]).is_none());
 }
 
@@ -112,6 +112,7 @@ fn least_squares_refines_beyond_the_centroid() {
     .unwrap();
     // Noise-free ranges: without the prior toward the centroid the fit lands on the truth.
     let refined = Estimator::new(EstimatorConfig {
+        refine: true,
         refine_prior_scale: 0.0,
         ..Default::default()
     })
@@ -125,7 +126,12 @@ fn least_squares_refines_beyond_the_centroid() {
     assert!(e_plain > 15.0, "centroid error {e_plain}");
     assert!(refined.accuracy_m >= e_ref);
     // The default prior keeps the answer between the two: noisy ranges may only nudge it.
-    let default = Estimator::default().locate_beacons(&aps).unwrap();
+    let default = Estimator::new(EstimatorConfig {
+        refine: true,
+        ..Default::default()
+    })
+    .locate_beacons(&aps)
+    .unwrap();
     let e_def = default.position.distance_m(truth);
     assert!(e_def <= e_plain + 1e-6, "{e_def} vs {e_plain}");
 }

@@ -19,18 +19,14 @@ use crate::error::{Error, Result};
 pub(crate) enum Policy {
     /// The newer record replaces the older (a new cell dump supersedes the old one).
     Replace,
-    /// The records are combined ([`Record::combine`]): observations of one transmitter.
+    /// The records are sightings of one transmitter: all of one import's are folded into the
+    /// stored one at once ([`Record::resolve`]), so outliers can be told from the majority.
     Combine,
 }
 
-impl Policy {
-    fn apply<R: Record>(self, older: &R, newer: &R) -> R {
-        match self {
-            Policy::Replace => *newer,
-            Policy::Combine => R::combine(older, newer),
-        }
-    }
-}
+/// Most sightings of one key held at once while merging; beyond that they are folded into the
+/// stored record and collection starts again (bounds memory on a pathological input).
+const MAX_GROUP: usize = 1 << 16;
 
 /// Collects records into sorted run files. A full chunk is sorted and written by a background
 /// thread while the next one fills, so parsing and sorting overlap; at most two chunks are in
@@ -119,17 +115,26 @@ impl<R: Record> Drop for Sorter<R> {
     }
 }
 
-/// Sorts a chunk (stably, so among equal keys the later input stays later), folds equal keys
-/// with `policy` and writes it as a run file.
+/// Sorts a chunk (stably, so among equal keys the later input stays later) and writes it as a
+/// run file; with [`Policy::Replace`] only the last record of a key is kept, with
+/// [`Policy::Combine`] every sighting is (they are folded when merging).
 fn write_run<R: Record>(mut chunk: Vec<R>, path: &std::path::Path, policy: Policy) -> Result<()> {
     chunk.sort_by_key(|r| r.key());
     let file = File::create(path).map_err(|e| Error::io("create", path, e))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut buf = vec![0u8; R::SIZE];
+    if policy == Policy::Combine {
+        for r in &chunk {
+            r.encode(&mut buf);
+            out.write_all(&buf)
+                .map_err(|e| Error::io("write", path, e))?;
+        }
+        return out.flush().map_err(|e| Error::io("write", path, e));
+    }
     let mut pending: Option<R> = None;
     for r in chunk {
         pending = Some(match pending {
-            Some(p) if p.key() == r.key() => policy.apply(&p, &r),
+            Some(p) if p.key() == r.key() => r,
             Some(p) => {
                 p.encode(&mut buf);
                 out.write_all(&buf)
@@ -148,10 +153,12 @@ fn write_run<R: Record>(mut chunk: Vec<R>, path: &std::path::Path, policy: Polic
 }
 
 /// Merges sorted sources (oldest first) into `out`, resolving equal keys with `policy`, and
-/// calls `visit` for every record written. Returns the number of records written.
+/// calls `visit` for every record written. With `has_base`, source 0 is the stored table: its
+/// record is what [`Record::resolve`] refines. Returns the number of records written.
 pub(crate) fn merge<R: Record>(
     mut sources: Vec<RecordReader<R>>,
     policy: Policy,
+    has_base: bool,
     out: &mut TableWriter<R>,
     mut visit: impl FnMut(&R) -> Result<()>,
 ) -> Result<u64> {
@@ -165,8 +172,26 @@ pub(crate) fn merge<R: Record>(
         heads.push(head);
     }
     let mut written = 0u64;
-    let mut pending: Option<R> = None;
-    while let Some(Reverse((key, i))) = heap.pop() {
+    // The key being collected, its stored record and the new ones (oldest first).
+    let mut key: Option<R::Key> = None;
+    let mut base: Option<R> = None;
+    let mut group: Vec<R> = Vec::new();
+    let mut flush = |base: &mut Option<R>, group: &mut Vec<R>| -> Result<()> {
+        let rec = match (policy, group.last()) {
+            (_, None) => base.take(),
+            (Policy::Replace, Some(last)) => Some(*last),
+            (Policy::Combine, Some(_)) => Some(R::resolve(base.as_ref(), group)),
+        };
+        *base = None;
+        group.clear();
+        if let Some(r) = rec {
+            visit(&r)?;
+            out.push(&r)?;
+            written += 1;
+        }
+        Ok(())
+    };
+    while let Some(Reverse((k, i))) = heap.pop() {
         let rec = heads[i]
             .take()
             .expect("a source in the heap has a head record");
@@ -174,21 +199,20 @@ pub(crate) fn merge<R: Record>(
             heap.push(Reverse((next.key(), i)));
             heads[i] = Some(next);
         }
-        pending = Some(match pending {
-            Some(p) if p.key() == key => policy.apply(&p, &rec),
-            Some(p) => {
-                visit(&p)?;
-                out.push(&p)?;
-                written += 1;
-                rec
+        if key != Some(k) {
+            flush(&mut base, &mut group)?;
+            key = Some(k);
+        }
+        if has_base && i == 0 {
+            base = Some(rec);
+        } else {
+            if group.len() >= MAX_GROUP && policy == Policy::Combine {
+                base = Some(R::resolve(base.as_ref(), &group));
+                group.clear();
             }
-            None => rec,
-        });
+            group.push(rec);
+        }
     }
-    if let Some(p) = pending {
-        visit(&p)?;
-        out.push(&p)?;
-        written += 1;
-    }
+    flush(&mut base, &mut group)?;
     Ok(written)
 }

@@ -14,7 +14,8 @@ use super::table::{RecordReader, Table, TableWriter};
 use super::{AREAS, BEACONS, CELLS, DbStats, read_stats, write_stats};
 use crate::cell::{AreaKey, CellKey, Radio};
 use crate::error::{Error, Result};
-use crate::geo::LatLon;
+use crate::geo::{Frame, LatLon};
+use crate::learning::{Emitter, LearningConfig, Summary};
 use crate::mac::MacAddr;
 use crate::query::is_opted_out;
 
@@ -31,7 +32,7 @@ pub enum InputFormat {
 }
 
 /// Options of an import. Every default is documented.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImportOptions {
     /// Keep only cells of these MCCs (empty: all). Applied while streaming.
     pub mcc: Vec<u16>,
@@ -44,6 +45,9 @@ pub struct ImportOptions {
     /// How many bad lines to keep with their line number and reason. Default 100 (all are
     /// counted).
     pub max_bad_lines: usize,
+    /// How WiGLE sightings are weighted when learning positions. Default
+    /// [`LearningConfig::default`] (see [`learning`](crate::learning)).
+    pub learning: LearningConfig,
 }
 
 impl Default for ImportOptions {
@@ -54,6 +58,7 @@ impl Default for ImportOptions {
             min_samples: 0,
             chunk_records: 1 << 20,
             max_bad_lines: 100,
+            learning: LearningConfig::default(),
         }
     }
 }
@@ -577,6 +582,7 @@ struct WigleColumns {
     lat: usize,
     lon: usize,
     accuracy: Option<usize>,
+    rssi: Option<usize>,
     kind: Option<usize>,
 }
 
@@ -615,6 +621,7 @@ fn parse_wigle(
                 lat,
                 lon,
                 accuracy: find("AccuracyMeters"),
+                rssi: find("RSSI"),
                 kind: find("Type"),
             });
             continue;
@@ -651,7 +658,17 @@ fn wigle_row(rec: &csv::ByteRecord, c: &WigleColumns, line: u64, ctx: &mut Ctx<'
         });
         return Ok(());
     };
-    let accuracy = parse_f64(field(rec, c.accuracy)).unwrap_or(0.0);
+    let accuracy_field = parse_f64(field(rec, c.accuracy));
+    let accuracy = accuracy_field.unwrap_or(0.0);
+    // What the row says about distance (see `learning`): WiGLE writes 0 for an unknown RSSI.
+    let rssi = parse_f64(field(rec, c.rssi)).filter(|s| *s < 0.0);
+    let sighting = |emitter: Emitter| {
+        let w = ctx
+            .options
+            .learning
+            .weight(emitter, rssi, accuracy_field.filter(|a| *a > 0.0));
+        Spot::from_summary(&Summary::sighting(pos, w))
+    };
     let mac_text = text(field(rec, Some(c.mac)));
     match kind.as_str() {
         "WIFI" | "BT" | "BLE" => {
@@ -680,7 +697,11 @@ fn wigle_row(rec: &csv::ByteRecord, c: &WigleColumns, line: u64, ctx: &mut Ctx<'
             ctx.beacons.push(BeaconRecord {
                 kind: beacon,
                 mac,
-                spot: Spot::new(pos, 0.0, 1),
+                spot: sighting(if beacon == BeaconKind::Wifi {
+                    Emitter::Wifi
+                } else {
+                    Emitter::Ble
+                }),
             })
         }
         "GSM" | "LTE" | "WCDMA" | "NR" => {
@@ -712,7 +733,7 @@ fn wigle_row(rec: &csv::ByteRecord, c: &WigleColumns, line: u64, ctx: &mut Ctx<'
             ctx.cells.push(CellRecord {
                 key,
                 psc: NO_PSC,
-                spot: Spot::new(pos, 0.0, 1),
+                spot: sighting(Emitter::Cell(radio)),
             })
         }
         "CDMA" => {
@@ -742,10 +763,20 @@ fn wigle_cell_key(radio: Radio, s: &str) -> Option<CellKey> {
     })
 }
 
-/// Folds consecutive cells (sorted, so grouped by area) into area records.
-/// The area being built: key, sums of lat and lon, min/max lat, min/max lon, cell count.
-type AreaAcc = (AreaKey, f64, f64, f64, f64, f64, f64, u32);
+/// The area being built: its key, the frame of its first cell, sums of east/north metres,
+/// their box, and the cell count. Computed in a local frame, so an area across the 180°
+/// meridian gets its centre there, not at 0°.
+struct AreaAcc {
+    key: AreaKey,
+    frame: Frame,
+    sx: f64,
+    sy: f64,
+    min: (f64, f64),
+    max: (f64, f64),
+    n: u32,
+}
 
+/// Folds consecutive cells (sorted, so grouped by area) into area records.
 struct AreaBuilder {
     current: Option<AreaAcc>,
 }
@@ -755,43 +786,47 @@ impl AreaBuilder {
         let area = cell.key.area();
         let p = cell.spot.position();
         match &mut self.current {
-            Some(cur) if cur.0 == area => {
-                cur.1 += p.lat;
-                cur.2 += p.lon;
-                cur.3 = cur.3.min(p.lat);
-                cur.4 = cur.4.max(p.lat);
-                cur.5 = cur.5.min(p.lon);
-                cur.6 = cur.6.max(p.lon);
-                cur.7 += 1;
+            Some(cur) if cur.key == area => {
+                let (x, y) = cur.frame.to_xy(p);
+                cur.sx += x;
+                cur.sy += y;
+                cur.min = (cur.min.0.min(x), cur.min.1.min(y));
+                cur.max = (cur.max.0.max(x), cur.max.1.max(y));
+                cur.n += 1;
             }
             _ => {
                 self.flush(out)?;
-                self.current = Some((area, p.lat, p.lon, p.lat, p.lat, p.lon, p.lon, 1));
+                self.current = Some(AreaAcc {
+                    key: area,
+                    frame: Frame::new(p),
+                    sx: 0.0,
+                    sy: 0.0,
+                    min: (0.0, 0.0),
+                    max: (0.0, 0.0),
+                    n: 1,
+                });
             }
         }
         Ok(())
     }
 
     fn flush(&mut self, out: &mut TableWriter<AreaRecord>) -> Result<()> {
-        if let Some((key, slat, slon, min_lat, max_lat, min_lon, max_lon, n)) = self.current.take()
-        {
-            let centre = LatLon {
-                lat: slat / f64::from(n),
-                lon: slon / f64::from(n),
-            };
+        if let Some(a) = self.current.take() {
+            let n = f64::from(a.n);
+            let (cx, cy) = (a.sx / n, a.sy / n);
             // Ichnaea's area radius: distance to the farthest corner of the cells' box.
             let radius = [
-                (min_lat, min_lon),
-                (min_lat, max_lon),
-                (max_lat, min_lon),
-                (max_lat, max_lon),
+                (a.min.0, a.min.1),
+                (a.min.0, a.max.1),
+                (a.max.0, a.min.1),
+                (a.max.0, a.max.1),
             ]
             .iter()
-            .map(|&(lat, lon)| centre.distance_m(LatLon { lat, lon }))
+            .map(|&(x, y)| (x - cx).hypot(y - cy))
             .fold(0.0, f64::max);
             out.push(&AreaRecord {
-                key,
-                spot: Spot::new(centre, radius, n),
+                key: a.key,
+                spot: Spot::new(a.frame.to_latlon(cx, cy), radius, a.n),
             })?;
         }
         Ok(())
@@ -809,12 +844,13 @@ fn rebuild_cells(
     if let Some(base) = Table::<CellRecord>::open(&cells_path)? {
         sources.push(base.reader()?);
     }
+    let has_base = !sources.is_empty();
     sources.extend(sorter.finish()?);
     let mut cells_out = TableWriter::<CellRecord>::create(&cells_path)?;
     let mut areas_out = TableWriter::<AreaRecord>::create(&dir.join(AREAS))?;
     let mut areas = AreaBuilder { current: None };
     let mut by_radio: BTreeMap<String, u64> = BTreeMap::new();
-    merge(sources, policy, &mut cells_out, |c| {
+    merge(sources, policy, has_base, &mut cells_out, |c| {
         *by_radio.entry(c.key.radio.as_str().to_owned()).or_insert(0) += 1;
         areas.add(c, &mut areas_out)
     })?;
@@ -831,10 +867,11 @@ fn rebuild_beacons(dir: &Path, sorter: Sorter<BeaconRecord>, stats: &mut DbStats
     if let Some(base) = Table::<BeaconRecord>::open(&path)? {
         sources.push(base.reader()?);
     }
+    let has_base = !sources.is_empty();
     sources.extend(sorter.finish()?);
     let mut out = TableWriter::<BeaconRecord>::create(&path)?;
     let (mut wifi, mut ble) = (0u64, 0u64);
-    merge(sources, Policy::Combine, &mut out, |b| {
+    merge(sources, Policy::Combine, has_base, &mut out, |b| {
         match b.kind {
             BeaconKind::Wifi => wifi += 1,
             BeaconKind::Ble => ble += 1,

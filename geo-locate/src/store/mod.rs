@@ -3,11 +3,13 @@
 //! # Storage
 //!
 //! Three sorted, fixed-width tables in one directory (`cells.bin`, `areas.bin`, `beacons.bin`)
-//! plus `stats.json`. A cell takes 28 bytes (a 16-byte packed key and a 12-byte position,
-//! radius and sample count) plus a quarter byte of sparse index; an AP 20 bytes. A lookup is one
-//! binary search in an in-memory index and one positioned read of a 1.8 KB block. The layout is
-//! described in the `table` module; it was chosen over SQLite because it meets the import rate
-//! and size targets (see the `geo_db` bench).
+//! plus `stats.json`. A cell takes 28 bytes (a 13-byte packed key and a 15-byte spot: position,
+//! radius, sample count, conflicts, and the weight sum and spread that later imports refine,
+//! see [`learning`](crate::learning)) plus a fifth of a byte of sparse index; an AP 23 bytes. A
+//! lookup is one binary search in an in-memory index and one positioned read of a 1.8 KB block.
+//! The layout is described in the `table` module; it was chosen over SQLite because it meets
+//! the import rate and size targets (see the `geo_db` bench). Tables of the first layout
+//! (before weight sums) are refused with a message to import again.
 //!
 //! # Importing
 //!
@@ -16,8 +18,18 @@
 //! with the existing tables into new ones that replace the old by rename. Memory stays bounded
 //! by the chunk size; an interrupted import leaves the previous tables untouched and its
 //! leftovers are removed by the next run. Importing a newer cell dump replaces the cells it
-//! contains; WiGLE observations are combined with what is known (a transmitter seen more than
-//! 5 km from its known position is taken to have moved and the newer sighting wins).
+//! contains. WiGLE sightings are what positions are learned from: each is weighted by what its
+//! signal and fix accuracy say about distance, and all of one import's sightings of a
+//! transmitter are folded into what is stored at once, so a stray or moving one cannot drag a
+//! fixed transmitter (the rules are in [`learning`](crate::learning)). Transmitters flagged as
+//! movers are kept but never returned by lookups.
+//!
+//! # The IP fallback
+//!
+//! [`GeoDb::import_ip_database`] checks a GeoIP city database in MaxMind's MMDB format and
+//! keeps a copy as `ip-city.mmdb` (replaced by rename, so a running reader is never left with a
+//! half-written file); [`GeoDb::open`] loads it and [`GeoDb::ip_database`] returns it (see
+//! [`crate::ip`]).
 //!
 //! # Learning from submissions
 //!
@@ -35,6 +47,7 @@ mod table;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +56,7 @@ pub use import::{BadLine, ImportOptions, ImportProgress, ImportReport, InputForm
 use crate::cell::{AreaKey, CellKey};
 use crate::error::{Error, Result};
 use crate::estimate::{Known, Station};
+use crate::ip::{IP_DATABASE_FILE, IpDatabase};
 use crate::mac::MacAddr;
 use crate::query::Query;
 use overlay::{
@@ -72,6 +86,22 @@ pub struct DbStats {
     pub ble: u64,
     /// Bytes on disk of the three tables.
     pub bytes_on_disk: u64,
+    /// The type of the imported GeoIP database (`GeoLite2-City`, ...), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_database: Option<String>,
+}
+
+/// The outcome of [`GeoDb::import_ip_database`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IpImportReport {
+    /// The database's type from its metadata (`GeoLite2-City`, `DBIP-City-Lite`, ...).
+    pub database_type: String,
+    /// When the database was built, seconds since the epoch.
+    pub build_epoch: u64,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Where the copy is kept.
+    pub path: PathBuf,
 }
 
 /// An opened offline database. Lookups take `&self` and may run from many threads.
@@ -82,19 +112,62 @@ pub struct GeoDb {
     areas: Option<Table<AreaRecord>>,
     beacons: Option<Table<BeaconRecord>>,
     overlay: Overlay,
+    ip: Option<Arc<IpDatabase>>,
 }
 
 impl GeoDb {
     /// Opens the database in `dir`. A missing directory or table is an empty database.
     pub fn open(dir: impl AsRef<Path>) -> Result<GeoDb> {
         let dir = dir.as_ref().to_owned();
+        let ip_path = dir.join(IP_DATABASE_FILE);
+        let ip = if ip_path.is_file() {
+            Some(Arc::new(IpDatabase::open(&ip_path).map_err(|e| {
+                Error::CorruptDatabase {
+                    path: ip_path.clone(),
+                    reason: e.to_string(),
+                }
+            })?))
+        } else {
+            None
+        };
         Ok(GeoDb {
             cells: Table::open(&dir.join(CELLS))?,
             areas: Table::open(&dir.join(AREAS))?,
             beacons: Table::open(&dir.join(BEACONS))?,
             overlay: Overlay::open(&dir, ObservationFilter::default())?,
+            ip,
             dir,
         })
+    }
+
+    /// The imported GeoIP city database, if any.
+    pub fn ip_database(&self) -> Option<&Arc<IpDatabase>> {
+        self.ip.as_ref()
+    }
+
+    /// Checks that `path` is a GeoIP city database in MMDB format (GeoLite2-City, DB-IP City
+    /// Lite) and keeps a copy in the database in `dir` (creating it if needed), replacing any
+    /// earlier one. Re-open the database afterwards to use it.
+    pub fn import_ip_database(
+        dir: impl AsRef<Path>,
+        path: impl AsRef<Path>,
+    ) -> Result<IpImportReport> {
+        let (dir, path) = (dir.as_ref(), path.as_ref());
+        let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+        let size = bytes.len() as u64;
+        let db = IpDatabase::from_bytes(bytes, path)?;
+        let report = IpImportReport {
+            database_type: db.database_type().to_owned(),
+            build_epoch: db.build_epoch(),
+            bytes: size,
+            path: dir.join(IP_DATABASE_FILE),
+        };
+        drop(db);
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+        let tmp = dir.join("ip-city.mmdb.tmp");
+        std::fs::copy(path, &tmp).map_err(|e| Error::io("copy", path, e))?;
+        std::fs::rename(&tmp, &report.path).map_err(|e| Error::io("rename", &report.path, e))?;
+        Ok(report)
     }
 
     /// The directory of this database.
@@ -120,7 +193,9 @@ impl GeoDb {
                 .or_else(|| found.iter().find(|r| r.psc == NO_PSC)),
             None => found.iter().max_by_key(|r| r.spot.samples),
         };
-        Ok(pick.map(|r| r.spot.station()))
+        Ok(pick
+            .filter(|r| !r.spot.is_mover())
+            .map(|r| r.spot.station()))
     }
 
     /// Looks an area up; its `samples` is the number of cells it was built from.
@@ -146,6 +221,7 @@ impl GeoDb {
             return Ok(None);
         };
         Ok(t.get(BeaconRecord::pack_key(kind, mac))?
+            .filter(|r| !r.spot.is_mover())
             .map(|r| r.spot.station()))
     }
 
@@ -212,6 +288,7 @@ impl GeoDb {
         stats.bytes_on_disk = self.cells.as_ref().map_or(0, Table::file_size)
             + self.areas.as_ref().map_or(0, Table::file_size)
             + self.beacons.as_ref().map_or(0, Table::file_size);
+        stats.ip_database = self.ip.as_ref().map(|d| d.database_type().to_owned());
         Ok(stats)
     }
 
@@ -231,6 +308,12 @@ impl GeoDb {
         if path.is_dir() {
             return Err(Error::InvalidInput(format!(
                 "{} is a directory, not a file to import",
+                path.display()
+            )));
+        }
+        if crate::ip::is_mmdb_file(path)? {
+            return Err(Error::InvalidInput(format!(
+                "{} is a GeoIP (MMDB) database: import it with GeoDb::import_ip_database",
                 path.display()
             )));
         }

@@ -26,11 +26,10 @@
 //! (speed × time), is dropped. Opt-outs never enter: SSIDs containing `_nomap` or `_optout`, and
 //! hidden (empty) SSIDs.
 //!
-//! Each observation is weighted `√(10/acc) · √(2000/age) · √(5/speed) · signal weight`, each
-//! factor at most 1 (accuracy under 10 m, age under 2 s and speed under 5 m/s count as those
-//! values; an unknown one counts as 1). The WiFi and Bluetooth signal weight is
-//! `1e8 / (s − 20)⁴` (1 at −80 dBm); cells use the same shape around the radio's median signal
-//! (GSM −95, WCDMA and CDMA −100, LTE and NR −105 dBm). A missing signal weighs 1.
+//! Each observation is weighted as the importer weighs a WiGLE row, `1 / (d̂² + acc²)` with `d̂`
+//! the range its signal implies and `acc` the fix accuracy (see [`crate::learning`]), times
+//! Ichnaea's `√(2000/age) · √(5/speed)`, each at most 1 (age under 2 s and speed under 5 m/s
+//! count as those values; an unknown one counts as 1).
 //!
 //! # Bound
 //!
@@ -55,10 +54,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::api::{CellTower, GeosubmitItem, GeosubmitRequest};
-use crate::cell::{AreaKey, CellKey, Radio};
+use crate::cell::{AreaKey, CellKey};
 use crate::error::{Error, Result};
 use crate::estimate::Station;
 use crate::geo::LatLon;
+use crate::learning::{Emitter, observation_weight};
 use crate::mac::MacAddr;
 use crate::query::{self, BeaconReading, CellReading};
 
@@ -294,19 +294,9 @@ enum BeaconKind {
     Ble = 1,
 }
 
-/// WiFi/Bluetooth signal weight, `1e8 / (s − 20)⁴`: 1 at −80 dBm.
-fn beacon_signal_weight(signal: Option<i32>) -> f64 {
-    signal.map_or(1.0, |s| 1e8 / (f64::from(s) - 20.0).powi(4))
-}
-
-/// Cell signal weight: the same shape, 1 at the radio's median signal.
-fn cell_signal_weight(radio: Radio, signal: Option<i32>) -> f64 {
-    let median: f64 = match radio {
-        Radio::Gsm => -95.0,
-        Radio::Wcdma | Radio::Cdma => -100.0,
-        Radio::Lte | Radio::Nr => -105.0,
-    };
-    signal.map_or(1.0, |s| ((median - 20.0) / (f64::from(s) - 20.0)).powi(4))
+/// What one sighting says about distance: the importer's weight ([`crate::learning`]).
+fn signal_weight(emitter: Emitter, signal: Option<i32>, accuracy: Option<f64>) -> f64 {
+    observation_weight(emitter, signal.map(f64::from), accuracy)
 }
 
 fn now_ms() -> i64 {
@@ -322,7 +312,7 @@ struct Fix {
     speed: Option<f64>,
     age_ms: i64,
     time: i64,
-    /// √(10/acc) · √(5/speed), the per-report part of the weight.
+    /// √(5/speed), the per-report part of the weight.
     weight: f64,
 }
 
@@ -354,7 +344,6 @@ impl ObservationFilter {
         if (p.speed.is_some() && speed.is_none()) || speed.is_some_and(|s| s > self.max_speed_mps) {
             return None;
         }
-        let acc_w = accuracy.map_or(1.0, |a| (10.0 / a.max(10.0)).sqrt());
         let speed_w = speed.map_or(1.0, |s| (5.0 / s.max(5.0)).sqrt());
         Some(Fix {
             at,
@@ -362,7 +351,7 @@ impl ObservationFilter {
             speed,
             age_ms: p.age.unwrap_or(0),
             time: item.timestamp.filter(|t| *t > 0).unwrap_or(now),
-            weight: acc_w * speed_w,
+            weight: speed_w,
         })
     }
 
@@ -702,7 +691,7 @@ impl Overlay {
                 .filter(|r| !wifi.iter().any(|(w, _)| w.mac == r.mac));
             match reading.and_then(|r| {
                 f.sighting(&fix, r.age_ms, f.max_wifi_accuracy_m)
-                    .map(|w| (r, w * beacon_signal_weight(r.signal)))
+                    .map(|w| (r, w * signal_weight(Emitter::Wifi, r.signal, fix.accuracy)))
             }) {
                 Some(x) => wifi.push(x),
                 None => report.dropped_entries += 1,
@@ -714,7 +703,7 @@ impl Overlay {
                 query::ble_reading(b).filter(|r| !ble.iter().any(|(o, _)| o.mac == r.mac));
             match reading.and_then(|r| {
                 f.sighting(&fix, r.age_ms, f.max_ble_accuracy_m)
-                    .map(|w| (r, w * beacon_signal_weight(r.signal)))
+                    .map(|w| (r, w * signal_weight(Emitter::Ble, r.signal, fix.accuracy)))
             }) {
                 Some(x) => ble.push(x),
                 None => report.dropped_entries += 1,
@@ -729,8 +718,10 @@ impl Overlay {
             let reading = query::cell_reading(&tower, None)
                 .filter(|r| !cell.iter().any(|(o, _)| o.key == r.key));
             match reading.and_then(|r| {
-                f.sighting(&fix, r.age_ms, f.max_cell_accuracy_m)
-                    .map(|w| (r, w * cell_signal_weight(r.key.radio, r.signal)))
+                f.sighting(&fix, r.age_ms, f.max_cell_accuracy_m).map(|w| {
+                    let e = Emitter::Cell(r.key.radio);
+                    (r, w * signal_weight(e, r.signal, fix.accuracy))
+                })
             }) {
                 Some(x) => cell.push(x),
                 None => report.dropped_entries += 1,
@@ -813,6 +804,7 @@ pub(crate) fn combine(
 mod tests {
     use super::*;
     use crate::api::GeosubmitRequest;
+    use crate::cell::Radio;
     use serde_json::json;
 
     fn body(v: serde_json::Value) -> GeosubmitRequest {
@@ -886,7 +878,8 @@ mod tests {
         assert!(o.path().is_file());
         let s = o.wifi(mac("aa:bb:cc:00:00:01")).unwrap().unwrap();
         assert!((s.position.lat - HERE.0).abs() < 1e-9 && (s.position.lon - HERE.1).abs() < 1e-9);
-        assert_eq!((s.samples, s.radius_m), (1, 0.0));
+        assert_eq!(s.samples, 1);
+        assert!(s.radius_m < 1e-6, "{s:?}");
         // Another process (or a restart) sees the same rows.
         let again = overlay(&dir.path().join("geodb"));
         assert!(again.wifi(mac("aa:bb:cc:00:00:02")).unwrap().is_some());
@@ -911,7 +904,8 @@ mod tests {
         );
         assert!((s.radius_m - 50.0).abs() < 0.5, "{s:?}");
         assert_eq!(s.samples, 2);
-        // A 40 m fix weighs half as much as a 10 m one: √(10/40).
+        // At −60 dBm (10 m by the WiFi model) a 40 m fix weighs 1/(10² + 40²) against the
+        // 10 m fix's 1/(10² + 10²): 2/17 as much.
         let dir = tempfile::tempdir().unwrap();
         let o = overlay(dir.path());
         let mut far = item(east.lat, east.lon, json!({}));
@@ -921,7 +915,7 @@ mod tests {
         ))
         .unwrap();
         let s = o.wifi(mac("aa:bb:cc:00:00:01")).unwrap().unwrap();
-        let expected = here.offset(100.0 / 3.0, 0.0);
+        let expected = here.offset(100.0 * 2.0 / 19.0, 0.0);
         assert!(s.position.distance_m(expected) < 0.5, "{s:?}");
     }
 
@@ -1132,10 +1126,14 @@ mod tests {
 
     #[test]
     fn signal_weights() {
-        assert!((beacon_signal_weight(Some(-80)) - 1.0).abs() < 1e-12);
-        assert!(beacon_signal_weight(Some(-50)) > beacon_signal_weight(Some(-90)));
-        assert!((cell_signal_weight(Radio::Lte, Some(-105)) - 1.0).abs() < 1e-12);
-        assert!(cell_signal_weight(Radio::Gsm, Some(-70)) > 1.0);
-        assert_eq!(beacon_signal_weight(None), 1.0);
+        let w = |e, s| signal_weight(e, s, Some(5.0));
+        assert!(w(Emitter::Wifi, Some(-50)) > 10.0 * w(Emitter::Wifi, Some(-90)));
+        assert!(w(Emitter::Ble, Some(-60)) > w(Emitter::Ble, Some(-90)));
+        let lte = Emitter::Cell(Radio::Lte);
+        assert!(w(lte, Some(-70)) > w(lte, Some(-110)));
+        // A missing signal counts as the emitter's default.
+        assert_eq!(w(Emitter::Wifi, None), w(Emitter::Wifi, Some(-80)));
+        // A poor fix weighs less.
+        assert!(signal_weight(Emitter::Wifi, Some(-50), Some(100.0)) < w(Emitter::Wifi, Some(-50)));
     }
 }

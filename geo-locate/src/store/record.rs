@@ -6,6 +6,7 @@
 use crate::cell::{AreaKey, CellKey, Radio};
 use crate::estimate::Station;
 use crate::geo::LatLon;
+use crate::learning::{self, Emitter, MOVER, Summary};
 use crate::mac::MacAddr;
 
 /// No PSC/PCI known for a cell (the 11-bit field's top value).
@@ -17,6 +18,8 @@ pub(crate) trait Record: Copy + Send + 'static {
     type Key: Copy + Ord + Send + std::fmt::Debug;
     /// Encoded size in bytes.
     const SIZE: usize;
+    /// Bytes of the encoded key at the start of the record (what the index stores).
+    const KEY_LEN: usize;
     /// The file magic of a table of these records.
     const MAGIC: &'static [u8; 8];
     fn key(&self) -> Self::Key;
@@ -25,8 +28,9 @@ pub(crate) trait Record: Copy + Send + 'static {
     fn decode_key(bytes: &[u8]) -> Self::Key {
         Self::decode(bytes).key()
     }
-    /// Merges two records with the same key; `newer` was imported later.
-    fn combine(older: &Self, newer: &Self) -> Self;
+    /// Folds the records one import brings for a key (`new`, oldest first, at least one) into
+    /// the stored one, if any.
+    fn resolve(base: Option<&Self>, new: &[Self]) -> Self;
 }
 
 pub(crate) fn to_e7(deg: f64) -> i32 {
@@ -37,19 +41,32 @@ pub(crate) fn from_e7(v: i32) -> f64 {
     f64::from(v) / 1e7
 }
 
-/// A transmitter position with radius and samples, shared by cells and beacons: 12 bytes.
+/// What is known about one transmitter, shared by cells, areas and beacons: 15 bytes.
 ///
-/// The radius is stored as a `u16`: exact in metres below 10 km, then in 100 m steps up to
-/// 5 500 km. Samples saturate at 65 535 (the score stops growing long before).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// ```text
+/// lat e7 i32 | lon e7 i32 | radius u16 | samples (14 bits) + conflicts (2 bits) u16 | weight u16 | spread u8
+/// ```
+///
+/// The radius is exact in metres below 10 km, then in 100 m steps up to 5 500 km. Samples
+/// saturate at 16 383 (the score stops growing at 1 024). The weight sum `W` of the
+/// [`Summary`] is stored as `512·(log2 W + 64)` (0.14 % steps; 0 = unknown, as for cell-dump
+/// rows), the spread as `16·log2(1 + m)` (4.4 % steps, up to 62 km).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Spot {
     pub lat_e7: i32,
     pub lon_e7: i32,
     pub radius_m: u32,
     pub samples: u32,
+    /// See [`Summary::conflicts`].
+    pub conflicts: u8,
+    /// `W` as stored (see [`Spot::weight`]); kept encoded so that import chunks stay small.
+    weight_code: u16,
+    /// The spread as stored (see [`Spot::spread_m`]).
+    spread_code: u8,
 }
 
-const SPOT_SIZE: usize = 12;
+const SPOT_SIZE: usize = 15;
+const MAX_SAMPLES: u32 = (1 << 14) - 1;
 
 fn encode_radius(m: u32) -> u16 {
     if m < 10_000 {
@@ -68,7 +85,37 @@ fn decode_radius(v: u16) -> u32 {
     }
 }
 
+fn encode_weight(w: f64) -> u16 {
+    if !(w.is_finite() && w > 0.0) {
+        return 0;
+    }
+    ((w.log2() + 64.0) * 512.0).round().clamp(1.0, 65_535.0) as u16
+}
+
+fn decode_weight(v: u16) -> f64 {
+    if v == 0 {
+        0.0
+    } else {
+        (f64::from(v) / 512.0 - 64.0).exp2()
+    }
+}
+
+fn encode_spread(m: f64) -> u8 {
+    if !(m.is_finite() && m > 0.0) {
+        return 0;
+    }
+    (16.0 * m.ln_1p() / std::f64::consts::LN_2)
+        .round()
+        .clamp(0.0, 255.0) as u8
+}
+
+fn decode_spread(v: u8) -> f64 {
+    (f64::from(v) / 16.0).exp2() - 1.0
+}
+
 impl Spot {
+    /// A position with a radius and a sample count but no weight sum (a cell-dump row, an
+    /// area).
     pub(crate) fn new(pos: LatLon, radius_m: f64, samples: u32) -> Spot {
         Spot {
             lat_e7: to_e7(pos.lat),
@@ -76,7 +123,49 @@ impl Spot {
             radius_m: decode_radius(encode_radius(
                 radius_m.clamp(0.0, f64::from(u32::MAX)).ceil() as u32,
             )),
-            samples: samples.min(u32::from(u16::MAX)),
+            samples: samples.min(MAX_SAMPLES),
+            conflicts: 0,
+            weight_code: 0,
+            spread_code: 0,
+        }
+    }
+
+    /// `W`, 1/m²; 0 when unknown.
+    pub(crate) fn weight(&self) -> f64 {
+        decode_weight(self.weight_code)
+    }
+
+    /// Weighted RMS distance of the sightings from the position, metres.
+    pub(crate) fn spread_m(&self) -> f64 {
+        decode_spread(self.spread_code)
+    }
+
+    /// The stored form of a summary (rounded as it will be on disk).
+    pub(crate) fn from_summary(s: &Summary) -> Spot {
+        Spot {
+            conflicts: s.conflicts.min(MOVER),
+            weight_code: encode_weight(s.weight),
+            spread_code: encode_spread(s.spread_m()),
+            ..Spot::new(s.position, s.extent_m, s.samples)
+        }
+    }
+
+    /// The summary to refine: the stored sums, or for a record without a weight sum one made
+    /// from its radius and samples ([`Summary::from_range`]).
+    pub(crate) fn summary(&self) -> Summary {
+        let position = self.position();
+        if self.weight_code > 0 {
+            let (weight, spread) = (self.weight(), self.spread_m());
+            Summary {
+                position,
+                weight,
+                moment: weight * spread * spread,
+                samples: self.samples.max(1),
+                extent_m: f64::from(self.radius_m),
+                conflicts: self.conflicts,
+            }
+        } else {
+            Summary::from_range(position, f64::from(self.radius_m), self.samples)
         }
     }
 
@@ -85,6 +174,11 @@ impl Spot {
             lat: from_e7(self.lat_e7),
             lon: from_e7(self.lon_e7),
         }
+    }
+
+    /// True for a transmitter flagged as moving: lookups skip it.
+    pub(crate) fn is_mover(&self) -> bool {
+        self.conflicts >= MOVER
     }
 
     pub(crate) fn station(&self) -> Station {
@@ -99,50 +193,48 @@ impl Spot {
         out[0..4].copy_from_slice(&self.lat_e7.to_be_bytes());
         out[4..8].copy_from_slice(&self.lon_e7.to_be_bytes());
         out[8..10].copy_from_slice(&encode_radius(self.radius_m).to_be_bytes());
-        let samples = self.samples.min(u32::from(u16::MAX)) as u16;
-        out[10..12].copy_from_slice(&samples.to_be_bytes());
+        let packed =
+            (self.samples.min(MAX_SAMPLES) as u16) | (u16::from(self.conflicts.min(MOVER)) << 14);
+        out[10..12].copy_from_slice(&packed.to_be_bytes());
+        out[12..14].copy_from_slice(&self.weight_code.to_be_bytes());
+        out[14] = self.spread_code;
     }
 
     fn decode(b: &[u8]) -> Spot {
         let word = |i: usize| [b[i], b[i + 1], b[i + 2], b[i + 3]];
+        let packed = u16::from_be_bytes([b[10], b[11]]);
         Spot {
             lat_e7: i32::from_be_bytes(word(0)),
             lon_e7: i32::from_be_bytes(word(4)),
             radius_m: decode_radius(u16::from_be_bytes([b[8], b[9]])),
-            samples: u32::from(u16::from_be_bytes([b[10], b[11]])),
+            samples: u32::from(packed & 0x3fff),
+            conflicts: (packed >> 14) as u8,
+            weight_code: u16::from_be_bytes([b[12], b[13]]),
+            spread_code: b[14],
         }
     }
 
-    /// Combines two sightings of one transmitter. If they are farther apart than `moved_m`, the
-    /// transmitter moved and the newer one replaces the older (so a relocated router is
-    /// "unlearned" by newer data); otherwise a samples-weighted mean whose radius covers both.
-    pub(crate) fn combine(older: &Spot, newer: &Spot, moved_m: f64) -> Spot {
-        let (a, b) = (older.position(), newer.position());
-        let d = a.distance_m(b);
-        if d > moved_m {
-            return *newer;
+    /// Folds one import's sightings into the stored spot ([`learning::resolve`]).
+    pub(crate) fn resolve(base: Option<&Spot>, new: &[Spot], emitter: Emitter) -> Spot {
+        let sums: Vec<Summary> = new.iter().map(Spot::summary).collect();
+        match learning::resolve(base.map(Spot::summary), &sums, emitter) {
+            Some(s) => Spot::from_summary(&s),
+            // Unreachable with at least one record; keep whatever there is.
+            None => base.or(new.last()).copied().unwrap_or(Spot::new(
+                LatLon { lat: 0.0, lon: 0.0 },
+                0.0,
+                0,
+            )),
         }
-        let (wa, wb) = (
-            f64::from(older.samples.max(1)),
-            f64::from(newer.samples.max(1)),
-        );
-        let total = wa + wb;
-        let mean = LatLon {
-            lat: (a.lat * wa + b.lat * wb) / total,
-            lon: (a.lon * wa + b.lon * wb) / total,
-        };
-        let radius = (mean.distance_m(a) + f64::from(older.radius_m))
-            .max(mean.distance_m(b) + f64::from(newer.radius_m));
-        Spot::new(
-            mean,
-            radius,
-            older.samples.max(1).saturating_add(newer.samples.max(1)),
-        )
     }
 }
 
-/// A cell: 16-byte key (radio 4 bits, MCC 10, MNC 15, LAC 24, CID 36, PSC 11) + 12-byte spot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Bytes of a cell key on disk.
+const CELL_KEY_LEN: usize = 13;
+
+/// A cell: 13-byte key (radio 4 bits, MCC 10, MNC 15, LAC 24, CID 36, PSC 11: the low 13 bytes
+/// of the packed `u128`, whose top bits are always zero) + 15-byte spot = 28 bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct CellRecord {
     pub key: CellKey,
     pub psc: u16,
@@ -176,16 +268,17 @@ impl CellRecord {
 
 impl Record for CellRecord {
     type Key = u128;
-    const SIZE: usize = 16 + SPOT_SIZE;
-    const MAGIC: &'static [u8; 8] = b"VGEOCEL1";
+    const SIZE: usize = CELL_KEY_LEN + SPOT_SIZE;
+    const KEY_LEN: usize = CELL_KEY_LEN;
+    const MAGIC: &'static [u8; 8] = b"VGEOCEL2";
 
     fn key(&self) -> u128 {
         Self::pack_key(&self.key, self.psc)
     }
 
     fn encode(&self, out: &mut [u8]) {
-        out[0..16].copy_from_slice(&self.key().to_be_bytes());
-        self.spot.encode(&mut out[16..Self::SIZE]);
+        out[0..CELL_KEY_LEN].copy_from_slice(&self.key().to_be_bytes()[16 - CELL_KEY_LEN..]);
+        self.spot.encode(&mut out[CELL_KEY_LEN..Self::SIZE]);
     }
 
     fn decode(b: &[u8]) -> Self {
@@ -193,26 +286,32 @@ impl Record for CellRecord {
         CellRecord {
             key,
             psc,
-            spot: Spot::decode(&b[16..Self::SIZE]),
+            spot: Spot::decode(&b[CELL_KEY_LEN..Self::SIZE]),
         }
     }
 
     fn decode_key(b: &[u8]) -> u128 {
         let mut k = [0u8; 16];
-        k.copy_from_slice(&b[0..16]);
+        k[16 - CELL_KEY_LEN..].copy_from_slice(&b[0..CELL_KEY_LEN]);
         u128::from_be_bytes(k)
     }
 
-    fn combine(older: &Self, newer: &Self) -> Self {
+    fn resolve(base: Option<&Self>, new: &[Self]) -> Self {
+        let newest = new.last().or(base).copied().expect("a group has a record");
+        let spots: Vec<Spot> = new.iter().map(|r| r.spot).collect();
         CellRecord {
-            spot: Spot::combine(&older.spot, &newer.spot, 100_000.0),
-            ..*newer
+            spot: Spot::resolve(
+                base.map(|b| &b.spot),
+                &spots,
+                Emitter::Cell(newest.key.radio),
+            ),
+            ..newest
         }
     }
 }
 
-/// An area: 8-byte key (radio, MCC, MNC, LAC) + 12-byte spot (samples = number of cells).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An area: 8-byte key (radio, MCC, MNC, LAC) + 15-byte spot (samples = number of cells).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct AreaRecord {
     pub key: AreaKey,
     pub spot: Spot,
@@ -230,7 +329,8 @@ impl AreaRecord {
 impl Record for AreaRecord {
     type Key = u64;
     const SIZE: usize = 8 + SPOT_SIZE;
-    const MAGIC: &'static [u8; 8] = b"VGEOARE1";
+    const KEY_LEN: usize = 8;
+    const MAGIC: &'static [u8; 8] = b"VGEOARE2";
 
     fn key(&self) -> u64 {
         Self::pack_key(&self.key)
@@ -260,8 +360,8 @@ impl Record for AreaRecord {
         u64::from_be_bytes(k)
     }
 
-    fn combine(_older: &Self, newer: &Self) -> Self {
-        *newer
+    fn resolve(base: Option<&Self>, new: &[Self]) -> Self {
+        new.last().or(base).copied().expect("a group has a record")
     }
 }
 
@@ -272,8 +372,8 @@ pub(crate) enum BeaconKind {
     Ble = 1,
 }
 
-/// A WiFi AP or Bluetooth beacon: 8-byte key (kind << 48 | MAC) + 12-byte spot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A WiFi AP or Bluetooth beacon: 8-byte key (kind << 48 | MAC) + 15-byte spot.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct BeaconRecord {
     pub kind: BeaconKind,
     pub mac: MacAddr,
@@ -289,7 +389,8 @@ impl BeaconRecord {
 impl Record for BeaconRecord {
     type Key = u64;
     const SIZE: usize = 8 + SPOT_SIZE;
-    const MAGIC: &'static [u8; 8] = b"VGEOBCN1";
+    const KEY_LEN: usize = 8;
+    const MAGIC: &'static [u8; 8] = b"VGEOBCN2";
 
     fn key(&self) -> u64 {
         Self::pack_key(self.kind, self.mac)
@@ -320,16 +421,16 @@ impl Record for BeaconRecord {
         u64::from_be_bytes(k)
     }
 
-    fn combine(older: &Self, newer: &Self) -> Self {
-        // Ichnaea's movement limits: WiFi 5 km; BLE 100 m is too tight for drive-by sightings,
-        // so 1 km.
-        let moved = match newer.kind {
-            BeaconKind::Wifi => 5_000.0,
-            BeaconKind::Ble => 1_000.0,
+    fn resolve(base: Option<&Self>, new: &[Self]) -> Self {
+        let newest = new.last().or(base).copied().expect("a group has a record");
+        let emitter = match newest.kind {
+            BeaconKind::Wifi => Emitter::Wifi,
+            BeaconKind::Ble => Emitter::Ble,
         };
+        let spots: Vec<Spot> = new.iter().map(|r| r.spot).collect();
         BeaconRecord {
-            spot: Spot::combine(&older.spot, &newer.spot, moved),
-            ..*newer
+            spot: Spot::resolve(base.map(|b| &b.spot), &spots, emitter),
+            ..newest
         }
     }
 }
@@ -354,8 +455,23 @@ mod tests {
         );
         assert_eq!(
             Spot::new(LatLon::new(0.0, 0.0).unwrap(), 12.0, 70_000).samples,
-            65_535
+            16_383
         );
+        let mut learned = Summary::sighting(LatLon::new(-33.9, 151.2).unwrap(), 0.0123).merge(
+            &Summary::sighting(LatLon::new(-33.9001, 151.2).unwrap(), 0.004),
+        );
+        learned.conflicts = 2;
+        let learned = Spot::from_summary(&learned);
+        assert!(
+            (learned.weight() / 0.0163 - 1.0).abs() < 0.002,
+            "{learned:?}"
+        );
+        assert!((learned.spread_m() - 4.8).abs() < 0.3, "{learned:?}");
+        round_trip(BeaconRecord {
+            kind: BeaconKind::Wifi,
+            mac: MacAddr::from_u64(0x0012_3456_789a).unwrap(),
+            spot: learned,
+        });
         for key in [
             CellKey {
                 radio: Radio::Nr,
@@ -421,11 +537,17 @@ mod tests {
     fn moved_transmitter_is_replaced_not_averaged() {
         let home = Spot::new(LatLon::new(52.0, 13.0).unwrap(), 20.0, 10);
         let near = Spot::new(LatLon::new(52.0001, 13.0).unwrap(), 20.0, 10);
-        let far = Spot::new(LatLon::new(48.0, 11.0).unwrap(), 20.0, 1);
-        let c = Spot::combine(&home, &near, 5_000.0);
+        let far = Spot::new(LatLon::new(48.0, 11.0).unwrap(), 20.0, 3);
+        let c = Spot::resolve(Some(&home), &[near], Emitter::Wifi);
         assert_eq!(c.samples, 20);
         assert!(c.position().distance_m(home.position()) < 10.0);
         assert!(c.radius_m >= 20);
-        assert_eq!(Spot::combine(&home, &far, 5_000.0), far);
+        let moved = Spot::resolve(Some(&home), &[far], Emitter::Wifi);
+        assert!(moved.position().distance_m(far.position()) < 0.1);
+        assert_eq!((moved.samples, moved.conflicts), (3, 1));
+        // One stray sighting far away is not a relocation.
+        let stray = Spot::new(LatLon::new(48.0, 11.0).unwrap(), 0.0, 1);
+        let kept = Spot::resolve(Some(&home), &[stray], Emitter::Wifi);
+        assert!(kept.position().distance_m(home.position()) < 0.1);
     }
 }

@@ -17,14 +17,15 @@ use std::path::{Path, PathBuf};
 use super::record::Record;
 use crate::error::{Error, Result};
 
-const VERSION: u32 = 1;
+/// Version 2: 15-byte spots with weight sums and spread, 13-byte cell keys.
+const VERSION: u32 = 2;
 const HEADER: usize = 32;
 /// Records per index entry: one positioned read of `STRIDE × size` bytes per lookup.
 pub(crate) const STRIDE: usize = 64;
 
 /// Bytes of the key at the start of each record (the index stores only these).
 fn key_len<R: Record>() -> usize {
-    std::mem::size_of::<R::Key>()
+    R::KEY_LEN
 }
 
 #[cfg(unix)]
@@ -79,11 +80,17 @@ impl<R: Record> Table<R> {
         let mut header = [0u8; HEADER];
         file.read_exact(&mut header)
             .map_err(|_| corrupt("shorter than its header".into()))?;
+        let word =
+            |i: usize| u32::from_be_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+        if header[0..7] == R::MAGIC[0..7] && word(8) < VERSION {
+            return Err(corrupt(format!(
+                "made by an older vigil (table version {}); move the directory away and import again",
+                word(8)
+            )));
+        }
         if &header[0..8] != R::MAGIC {
             return Err(corrupt("wrong magic".into()));
         }
-        let word =
-            |i: usize| u32::from_be_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
         if word(8) != VERSION || word(12) as usize != R::SIZE || word(24) as usize != STRIDE {
             return Err(corrupt("unsupported version or layout".into()));
         }
