@@ -266,6 +266,8 @@ impl Source for Metered {
             }
         };
         self.inner.lookup(query, known, budget, &gate).await
+    }
+}
 
 /// An address block: `addr/prefix`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

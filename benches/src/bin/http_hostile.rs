@@ -8,7 +8,7 @@
 //! 2. A connection that sends part of a request head and then nothing: how long until the server
 //!    closes it (bounded by `--head-bound` seconds).
 //!
-//! Every run stops by itself after `--timeout` seconds at the latest. `benches/run_http_hostile.sh`
+//! Every run stops by itself after `--timeout` seconds at the latest. `benches/run_hostile.sh`
 //! starts a release `vigil serve` and runs it.
 //!
 //! ```text

@@ -356,6 +356,12 @@ pub fn run(args: Args, layers: &Layers) -> anyhow::Result<ExitCode> {
         ..ServerConfig::default()
     };
     let args = &settings;
+    // Every connection is a descriptor: take the hard limit, as servers do (10 000 connection
+    // slots and the unauthenticated budgets need more than the usual soft limit of 1 024).
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "open-file limit"),
+        Err(err) => tracing::warn!(error = %err, "the open-file limit could not be raised"),
+    }
     let (state, first) =
         AppState::open(config).with_context(|| format!("opening {}", args.data_dir.display()))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
