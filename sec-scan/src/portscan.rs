@@ -243,8 +243,19 @@ impl PortScanner {
         let (tx, rx) = mpsc::channel(4096);
         let cancel = CancellationToken::new();
         let done = Arc::new(AtomicU64::new(0));
+        // Every worker's runtime is built before any worker connects: a runtime needs descriptors
+        // of its own, and a worker already scanning could take the last of them (EMFILE) from
+        // one still starting.
+        let runtimes = (0..workers)
+            .map(|_| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| Error::Worker(format!("runtime: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut handles = Vec::with_capacity(workers);
-        for index in 0..workers {
+        for (index, rt) in runtimes.into_iter().enumerate() {
             let shard = Shard {
                 index: index as u64,
                 count: workers as u64,
@@ -265,10 +276,6 @@ impl PortScanner {
             let handle = std::thread::Builder::new()
                 .name(format!("vigil-portscan-{index}"))
                 .spawn(move || -> Result<ScanStats> {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .map_err(|e| Error::Worker(format!("runtime: {e}")))?;
                     Ok(rt.block_on(shard.run(tx, cancel, done)))
                 })
                 .map_err(|e| Error::Worker(format!("spawn: {e}")))?;

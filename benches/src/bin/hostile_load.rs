@@ -6,7 +6,7 @@
 //!    `Authorization: Bearer` on the upgrade and a client that authenticates with its first
 //!    message, each timed to its `welcome`.
 //! 2. `--handshakes N` Engine.IO polling handshakes without a token (`GET
-//!    /socket.io/?EIO=4&transport=polling`), over keep-alive connections.
+//!    /socket.io/?EIO=4&transport=polling`), over one keep-alive connection per source address.
 //!
 //! It reports what the server answered (upgraded, refused, closed later) and its RSS before and
 //! after each step. It only ever connects to the loopback address it is given, and stops by
@@ -159,20 +159,28 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let rss2 = proc_rss(args.pid);
     let started = Instant::now();
     let (mut ok, mut busy, mut other) = (0usize, 0usize, 0usize);
-    let mut conn: Option<(
+    // One keep-alive connection per source address, the handshakes dealt out in turn, so the
+    // flood reaches the server-wide budget and not only one source's.
+    type Conn = (
         BufReader<tokio::net::tcp::OwnedReadHalf>,
         tokio::net::tcp::OwnedWriteHalf,
-    )> = None;
+    );
+    let sources = usize::from(args.sources.max(1));
+    let mut conns: Vec<Option<Conn>> = (0..sources).map(|_| None).collect();
     let (mut line, mut body) = (String::new(), Vec::new());
     let request = format!(
         "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: {}\r\n\r\n",
         args.server
     );
-    for _ in 0..args.handshakes {
+    for i in 0..args.handshakes {
+        let slot = i % sources;
+        let conn = &mut conns[slot];
         if conn.is_none() {
-            let stream = tcp_connect(args.server, IpAddr::V4(Ipv4Addr::LOCALHOST), None).await?;
+            let octet = u8::try_from(slot + 1).unwrap_or(u8::MAX);
+            let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, octet));
+            let stream = tcp_connect(args.server, source, None).await?;
             let (read, write) = stream.into_split();
-            conn = Some((BufReader::new(read), write));
+            *conn = Some((BufReader::new(read), write));
         }
         let Some((read, write)) = conn.as_mut() else {
             continue;
@@ -187,7 +195,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             Some(_) => other += 1,
             None => {
                 other += 1;
-                conn = None;
+                *conn = None;
             }
         }
     }

@@ -164,8 +164,9 @@ async fn every_frame_counts_against_the_rate_limit() {
 
 /// Before: a revoked token's open connections kept publishing and subscribing. Now revoking it
 /// (over REST, or in the database by `vigil token revoke` in another process) closes every
-/// connection it opened with 4001 `revoked` within two seconds, and an agent's task goes back
-/// to the queue.
+/// connection it opened with 4001 `revoked` within two seconds. (An agent's connection that
+/// closes gives its tasks back to the queue, whatever closed it: `scans.rs`,
+/// `a_task_whose_agent_disconnects_is_finished_by_another`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoking_a_token_closes_its_connections() {
     let server = TestServer::start(common::config()).await;
