@@ -64,8 +64,10 @@
 //!
 //! - Weights are `q · 10^(s/(10·n))` (inverse estimated range), never the seed's `s²` on negative
 //!   dBm, which gave weak, far APs the most weight.
-//! - A WiFi answer needs two known APs within one 500 m complete-linkage cluster (privacy, and a
-//!   moved AP cannot drag the answer).
+//! - A WiFi answer needs two known APs within one 1 km complete-linkage cluster (privacy, and a
+//!   moved AP cannot drag the answer). Ichnaea cuts at 500 m; vigil departs from that (and from
+//!   DESIGN §4) because 500 m split what a device hears where WiFi carries far (see
+//!   `EstimatorConfig::wifi_cluster_m`).
 //! - Hybrid answers pick the best-supported group's most precise member; disagreeing fixes are
 //!   never averaged.
 //! - Transmitter positions are learned from sightings weighted by what each says about
