@@ -116,7 +116,7 @@ use crate::state::AppState;
 /// | `opencellid_budget` | 200 an hour, 20 at once | OpenCellID requests per token |
 /// | `geosubmit_budget` | 600 an hour, 60 at once | `/v2/geosubmit` requests per token |
 /// | `max_overlay_rows` | 1 000 000 | transmitters the geosubmit overlay keeps (about 100 MB); when full, new ones are refused |
-/// | `trusted_proxies` | none | addresses or CIDRs (`10.0.0.0/8`, `::1`) of reverse proxies whose `X-Forwarded-For` names the caller for the IP fallback |
+/// | `trusted_proxies` | none | addresses or CIDRs (`10.0.0.0/8`, `::1`) of reverse proxies whose `X-Forwarded-For` names the caller, for the IP fallback and for the per-source budget of unauthenticated sockets |
 #[derive(Clone)]
 pub struct GeoConfig {
     /// WiGLE API name.
@@ -438,7 +438,7 @@ impl Geo {
     /// trusted proxy — the rightmost `X-Forwarded-For` entry that is not a trusted proxy
     /// itself (entries to its left are whatever the client claimed). `None` without a peer
     /// address.
-    fn caller_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+    pub(crate) fn caller_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
         let peer = peer?;
         let trusted = |ip: IpAddr| self.trusted_proxies.iter().any(|c| c.contains(ip));
         if !trusted(peer) {

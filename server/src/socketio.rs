@@ -254,7 +254,7 @@ impl tower::Service<Request<Body>> for OriginGuard {
         if is_handshake(request.uri().query())
             && handshake_principal(&self.state, request.headers()).is_none()
         {
-            let peer = Peer::of(request.extensions());
+            let peer = Peer::of(&self.state, request.extensions(), request.headers());
             match self.state.engineio_admission().admit(peer.0, false) {
                 Ok(ticket) => {
                     request.extensions_mut().insert(Arc::new(ticket));

@@ -73,6 +73,56 @@ fn small_budget() -> ServerConfig {
     }
 }
 
+/// Behind a trusted reverse proxy the per-source budget follows the client the proxy names in
+/// `X-Forwarded-For`, not the proxy's own address; from an untrusted peer the header is ignored,
+/// so a client cannot pick its source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_source_budget_follows_a_trusted_proxy() {
+    let forwarded = |client: &str| vec![("x-forwarded-for", format!("198.51.100.7, {client}"))];
+
+    // 127.0.0.1 is the proxy: 20 clients behind it, one socket each, all admitted (a shared
+    // source would have stopped at 16).
+    let mut config = small_budget();
+    config.geo.trusted_proxies = vec!["127.0.0.1".into()];
+    let server = TestServer::start(config.clone()).await;
+    let mut held = Vec::new();
+    for i in 0..20 {
+        held.push(
+            open(&server, &forwarded(&format!("192.0.2.{i}")))
+                .await
+                .expect("upgrade"),
+        );
+    }
+    assert_eq!(server.state.unauthenticated(), 20, "one source each");
+    server.stop().await;
+
+    // One client behind it still has one source's budget: past 16 its oldest makes room.
+    let server = TestServer::start(config).await;
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(
+            open(&server, &forwarded("192.0.2.99"))
+                .await
+                .expect("upgrade"),
+        );
+    }
+    assert_eq!(server.state.unauthenticated(), 16, "one client, one budget");
+    server.stop().await;
+
+    // No trusted proxy: the header means nothing and every socket is 127.0.0.1's.
+    let server = TestServer::start(small_budget()).await;
+    let mut held = Vec::new();
+    for i in 0..20 {
+        held.push(
+            open(&server, &forwarded(&format!("192.0.2.{i}")))
+                .await
+                .expect("upgrade"),
+        );
+    }
+    assert_eq!(server.state.unauthenticated(), 16, "the peer's budget");
+    server.stop().await;
+}
+
 /// Before: anonymous sockets took connection slots, so 100 of them (the cap here) left a real
 /// dashboard with HTTP 503. Now they wait in their own small budget: a client with a bearer
 /// token at the upgrade gets in, and so does one that authenticates with its first message
