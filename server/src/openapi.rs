@@ -38,8 +38,10 @@ impl Modify for Security {
         );
         components.add_security_scheme(
             "session",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
                 crate::auth::SESSION_COOKIE,
+                "The dashboard's session. A server started with --cookie-secure (reached over \
+                 HTTPS) names it __Host-vigil_session instead, and reads only that name.",
             ))),
         );
         // Only /v1/geolocate and /v2/geosubmit: Ichnaea clients cannot send a header.
