@@ -38,7 +38,7 @@ fi
 all_targets=(
     geo-locate/mac geo-locate/cell_id geo-locate/ocid_import geo-locate/wigle_import
     geo-locate/geolocate_body geo-locate/geosubmit_body
-    sec-scan/port_spec sec-scan/target sec-scan/signature_toml
+    sec-scan/port_spec sec-scan/target sec-scan/signature_toml sec-scan/service_probes
     server/ws_client_message server/socketio_scan_result
 )
 read -r -a targets <<< "${FUZZ_TARGETS:-${all_targets[*]}}"

@@ -57,6 +57,7 @@
 //! | [`target`] | target and port-list parsing |
 //! | [`portscan`] | sharded, windowed TCP connect scanner with self-connection detection |
 //! | [`banner`] | banner grab, SSH key-exchange offer, SMBv1 probe, service identification |
+//! | [`probes`] | the nmap-service-probes format: a parser (probe selection and matching build on it) |
 //! | [`tls`] | recording-verifier TLS check and certificate analysis |
 //! | [`legacy`] | raw ClientHello probes for TLS 1.0/1.1 (which rustls cannot speak) |
 //! | [`http`] | HTTP status, server, title, missing security headers |
@@ -79,6 +80,7 @@ pub mod http;
 pub mod legacy;
 pub mod pipeline;
 pub mod portscan;
+pub mod probes;
 pub mod scope;
 pub mod signature;
 pub mod target;
