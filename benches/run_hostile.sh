@@ -35,31 +35,27 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$BIN/vigil" serve --data-dir "$WORK/data" --bind "127.0.0.1:$PORT" --no-local-agent \
-    2>"$WORK/serve.log" &
-SERVER_PID=$!
-for _ in $(seq 100); do
-    grep -q "listening" "$WORK/serve.log" 2>/dev/null && break
-    sleep 0.1
-done
-TOKEN=$(grep -oE 'vgl_[A-Za-z0-9_-]+' "$WORK/serve.log" | head -n1)
-[[ -n "$TOKEN" ]] || { echo "no admin token in the server's output" >&2; cat "$WORK/serve.log" >&2; exit 1; }
-sleep 1 # let the server settle before the first RSS reading
+# Starts a fresh server (new data directory) and sets SERVER_PID and TOKEN.
+start_fresh_server() {
+    rm -rf "$WORK/data"
+    "$BIN/vigil" serve --data-dir "$WORK/data" --bind "127.0.0.1:$PORT" --no-local-agent \
+        2>"$WORK/serve.log" &
+    SERVER_PID=$!
+    for _ in $(seq 100); do
+        grep -q "listening" "$WORK/serve.log" 2>/dev/null && break
+        sleep 0.1
+    done
+    TOKEN=$(grep -oE 'vgl_[A-Za-z0-9_-]+' "$WORK/serve.log" | head -n1)
+    [[ -n "$TOKEN" ]] || { echo "no admin token in the server's output" >&2; cat "$WORK/serve.log" >&2; exit 1; }
+    sleep 1 # let the server settle before the first RSS reading
+}
 
+start_fresh_server
 VIGIL_TOKEN=$TOKEN "$BIN/http_hostile" --url "127.0.0.1:$PORT" --server-pid "$SERVER_PID" \
     --requests "${HOSTILE_REQUESTS:-2000}" --method-bytes "${HOSTILE_METHOD_BYTES:-4096}"
 
 # A fresh server for the socket floods, so each step's RSS starts from the same place.
 stop_server
-rm -rf "$WORK/data"
-"$BIN/vigil" serve --data-dir "$WORK/data" --bind "127.0.0.1:$PORT" --no-local-agent \
-    2>"$WORK/serve.log" &
-SERVER_PID=$!
-for _ in $(seq 100); do
-    grep -q "listening" "$WORK/serve.log" 2>/dev/null && break
-    sleep 0.1
-done
-TOKEN=$(grep -oE 'vgl_[A-Za-z0-9_-]+' "$WORK/serve.log" | head -n1)
-sleep 1
+start_fresh_server
 "$BIN/hostile_load" --server "127.0.0.1:$PORT" --pid "$SERVER_PID" --token "$TOKEN" \
     --sockets "${HOSTILE_SOCKETS:-12000}" --handshakes "${HOSTILE_HANDSHAKES:-20000}"

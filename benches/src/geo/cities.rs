@@ -436,7 +436,8 @@ impl GenCity {
         }
     }
 
-    /// The BSSID of AP `i` (locally unique, never a placeholder).
+    /// The BSSID of AP `i`: locally administered (bit 0x02 of the first octet), unique per city
+    /// seed and index, and never all-zero or broadcast, which the importers drop.
     pub fn mac(&self, i: usize) -> String {
         let v = 0x0200_0000_0000u64 | ((self.params.seed & 0xff) << 32) | (i as u64 + 1);
         let b = v.to_be_bytes();

@@ -1,32 +1,8 @@
-//! The OpenCellID/MLS cell dump importer, fed through a reader exactly as `vigil geodb import` feeds a file
-//! (plain or gzip, which the importer detects), into a fresh database directory. Malformed
-//! lines are counted, never a panic; the database it writes opens again.
+//! The OpenCellID/MLS cell dump importer, fed through a reader exactly as `vigil geodb import` feeds a
+//! file, into a fresh database directory ([`geo_fuzz::import`]).
 #![no_main]
 
 use geo_locate::store::InputFormat;
-use geo_locate::{GeoDb, ImportOptions};
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let dir = geo_fuzz::scratch("ocid");
-    let _ = std::fs::remove_dir_all(&dir);
-    let options = ImportOptions {
-        // Small chunks, so that sorted runs spill and merge on small inputs too.
-        chunk_records: 1024,
-        max_bad_lines: 8,
-        ..ImportOptions::default()
-    };
-    let report = GeoDb::import_reader(
-        &dir,
-        std::io::Cursor::new(data),
-        Some(InputFormat::OpenCellId),
-        &options,
-        &mut |_| {},
-    );
-    if let Ok(report) = report {
-        assert!(report.imported <= report.rows_read, "{report:?}");
-        let db = GeoDb::open(&dir).expect("an imported database opens");
-        let _ = db.stats().expect("and has stats");
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-});
+fuzz_target!(|data: &[u8]| geo_fuzz::import("ocid", InputFormat::OpenCellId, data));

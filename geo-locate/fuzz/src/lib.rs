@@ -3,6 +3,9 @@
 use std::io::Read;
 use std::path::PathBuf;
 
+use geo_locate::store::InputFormat;
+use geo_locate::{GeoDb, ImportOptions};
+
 /// The most bytes a body may inflate to, as the server caps it (1 MiB).
 pub const BODY_LIMIT: usize = 1 << 20;
 
@@ -32,4 +35,31 @@ pub fn scratch(name: &str) -> PathBuf {
         })
         .unwrap_or_else(std::env::temp_dir);
     base.join(format!("vigil-fuzz-{name}-{}", std::process::id()))
+}
+
+/// Imports `data` as `format` into a fresh scratch database, as `vigil geodb import` feeds a
+/// file (plain or gzip, which the importer detects). Malformed lines are counted, never a panic;
+/// a database it writes opens again and has stats.
+pub fn import(name: &str, format: InputFormat, data: &[u8]) {
+    let dir = scratch(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    let options = ImportOptions {
+        // Small chunks, so that sorted runs spill and merge on small inputs too.
+        chunk_records: 1024,
+        max_bad_lines: 8,
+        ..ImportOptions::default()
+    };
+    let report = GeoDb::import_reader(
+        &dir,
+        std::io::Cursor::new(data),
+        Some(format),
+        &options,
+        &mut |_| {},
+    );
+    if let Ok(report) = report {
+        assert!(report.imported <= report.rows_read, "{report:?}");
+        let db = GeoDb::open(&dir).expect("an imported database opens");
+        let _ = db.stats().expect("and has stats");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
