@@ -93,7 +93,9 @@ pub struct ScanRequest {
     #[serde(default)]
     pub scan_types: Vec<String>,
     /// Port specification (`22,80,8000-8100`, `top100`, `all`); each type's default otherwise.
-    #[serde(default)]
+    /// A JSON list of port numbers (`[22, 80, 443]`, the seed's `ScanTask.ports: List[int]`)
+    /// or a single number is accepted too, and kept as the equivalent specification string.
+    #[serde(default, deserialize_with = "ports_spec")]
     pub ports: Option<String>,
     /// 1..=10, higher first (default 5).
     #[serde(default)]
@@ -101,6 +103,47 @@ pub struct ScanRequest {
     /// Retries per task after a failure or a lost agent (0..=10, default 3).
     #[serde(default)]
     pub retries: Option<u32>,
+}
+
+/// Reads `ports` as a specification string, a list of port numbers, or one number.
+fn ports_spec<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    use serde::de::Error as _;
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Ports {
+        Spec(String),
+        One(u64),
+        List(Vec<u64>),
+    }
+    fn port<E: serde::de::Error>(n: u64) -> Result<u16, E> {
+        match u16::try_from(n) {
+            Ok(p) if p > 0 => Ok(p),
+            _ => Err(E::custom(format!("port {n} is outside 1-65535"))),
+        }
+    }
+    match Option::<Ports>::deserialize(d).map_err(|_| {
+        D::Error::custom(
+            "ports must be a specification string (\"22,80,8000-8100\") or a list of port numbers",
+        )
+    })? {
+        None => Ok(None),
+        Some(Ports::Spec(s)) => Ok(Some(s)),
+        Some(Ports::One(n)) => Ok(Some(port::<D::Error>(n)?.to_string())),
+        Some(Ports::List(list)) => {
+            if list.is_empty() {
+                return Err(D::Error::custom("ports is an empty list"));
+            }
+            let mut spec = String::with_capacity(list.len() * 6);
+            for (i, n) in list.into_iter().enumerate() {
+                if i > 0 {
+                    spec.push(',');
+                }
+                spec.push_str(&port::<D::Error>(n)?.to_string());
+            }
+            Ok(Some(spec))
+        }
+    }
 }
 
 /// The answer to an accepted scan.

@@ -20,7 +20,7 @@ fn who(caller: &Caller) -> String {
     }
 }
 
-#[utoipa::path(post, path = "/api/scans", tag = "scans", request_body(content = Object, description = "{targets, scan_types, ports, priority, retries}"), responses((status = 202, description = "Scheduled (operator); every target checked against the scope first", body = Object), (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody), (status = 403, description = "The role may not do this", body = crate::openapi::ErrorBody)), security(("token" = []), ("session" = [])))]
+#[utoipa::path(post, path = "/api/scans", tag = "scans", request_body(content = Object, description = "{targets, scan_types, ports (a specification string such as \"22,80,8000-8100\", or a list of port numbers), priority, retries}"), responses((status = 202, description = "Scheduled (operator); every target checked against the scope first", body = Object), (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody), (status = 403, description = "The role may not do this", body = crate::openapi::ErrorBody)), security(("token" = []), ("session" = [])))]
 /// `POST /api/scans` and the seed's `POST /api/scan` (operator): schedule a scan.
 pub async fn create(
     State(state): State<AppState>,

@@ -224,6 +224,64 @@ async fn targets_out_of_scope_are_refused_before_anything_is_queued() {
     unscoped.stop().await;
 }
 
+#[tokio::test]
+async fn ports_are_a_specification_or_a_list_of_numbers() {
+    let server = TestServer::start(scoped(None)).await;
+    let operator = server.token(Role::Operator);
+    for (ports, spec) in [
+        (json!([22, 80, 443]), "22,80,443"),
+        (json!(8080), "8080"),
+        (json!("22,8000-8002"), "22,8000-8002"),
+    ] {
+        let (status, accepted) = call(
+            &server.state,
+            "POST",
+            "/api/scans",
+            &operator,
+            Some(json!({"targets": ["127.0.0.1"], "scan_types": ["port_scan"], "ports": ports})),
+        )
+        .await;
+        assert_eq!(status, 202, "{ports}: {accepted}");
+        let id = accepted["scan_id"].as_str().unwrap();
+        let (_, scan) = call(
+            &server.state,
+            "GET",
+            &format!("/api/scans/{id}"),
+            &operator,
+            None,
+        )
+        .await;
+        assert_eq!(scan["ports"], spec, "{ports}: {scan}");
+    }
+    for ports in [
+        json!([0]),
+        json!([65536]),
+        json!([22, -1]),
+        json!([]),
+        json!({"a": 1}),
+        json!([22.5]),
+    ] {
+        let (status, body) = call(
+            &server.state,
+            "POST",
+            "/api/scans",
+            &operator,
+            Some(json!({"targets": ["127.0.0.1"], "ports": ports})),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (422, Some("bad_json")),
+            "{ports}: {body}"
+        );
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("port"),
+            "{ports}: {body}"
+        );
+    }
+    server.stop().await;
+}
+
 /// A result as an agent would send it for `task`.
 fn result_for(task: &Value, agent_id: &str, threats: Value) -> Value {
     json!({
