@@ -5,6 +5,10 @@ import { api, explain } from './api.js';
 import { byId, el, link, say, severityOf, str, clock } from './dom.js';
 
 const MAX_CARDS = 100;
+/** Threat severities, lowest first (a threat's own `severity`). */
+const THREAT_RANK = ['info', 'low', 'medium', 'high', 'critical'];
+/** Event severities mapped onto the same scale, for cards without a threat severity. */
+const SEVERITY_RANK = ['info', 'success', 'warning', 'error', 'critical'];
 
 /** Opportunity cards as the seed dashboard shows them. */
 export class Opportunities {
@@ -247,25 +251,58 @@ export class Threats {
     const old = [...this.list.children].find((li) => li.dataset.key === key);
     if (old) {
       if (severity === 'critical' && !old.classList.contains('sev-critical')) {
-        old.replaceWith(this.render(event, d, severity, key));
+        old.remove();
+        this.insert(this.render(event, d, severity, key));
       }
       if (severity === 'critical' && !replayed) this.notify(d);
       return;
     }
-    this.list.prepend(this.render(event, d, severity, key));
+    this.insert(this.render(event, d, severity, key));
     while (this.list.children.length > MAX_CARDS) this.list.lastElementChild.remove();
     this.empty.hidden = true;
     if (severity === 'critical' && !replayed) this.notify(d);
   }
 
+  /** Places a card by severity, then KEV listing, then EPSS score; newest first among equals. */
+  insert(card) {
+    const rank = (li) => [Number(li.dataset.sev), Number(li.dataset.kev), Number(li.dataset.epss)];
+    const mine = rank(card);
+    const before = [...this.list.children].find((li) => {
+      const theirs = rank(li);
+      for (let i = 0; i < 3; i += 1) {
+        if (mine[i] !== theirs[i]) return mine[i] > theirs[i];
+      }
+      return true;
+    });
+    this.list.insertBefore(card, before ?? null);
+  }
+
   render(event, d, severity, key) {
     const refs = Array.isArray(d.references) ? d.references : [];
     const label = typeof d.severity === 'string' && d.severity !== severity ? `${severity} (${d.severity})` : severity;
-    return el('li', { class: `threat sev-${severity}`, dataset: { id: str(event.id), key } },
+    const cve = d.cve && typeof d.cve === 'object' ? d.cve : null;
+    const kev = cve && cve.kev && typeof cve.kev === 'object' ? cve.kev : null;
+    const epss = cve && cve.epss && typeof cve.epss === 'object' ? cve.epss : null;
+    const epssScore = epss && Number.isFinite(Number(epss.score)) ? Number(epss.score) : 0;
+    const rank = THREAT_RANK.indexOf(typeof d.severity === 'string' ? d.severity : '');
+    const cveId = cve && /^CVE-\d{4}-\d{4,}$/.test(str(cve.id)) ? str(cve.id) : null;
+    return el('li', {
+      class: `threat sev-${severity}`,
+      dataset: { id: str(event.id), key, sev: String(rank >= 0 ? rank : SEVERITY_RANK.indexOf(severity)), kev: kev ? '1' : '0', epss: String(epssScore) },
+    },
       el('div', { class: 'threat-head' },
         el('span', { class: `badge sev-${severity}`, text: label }),
+        cveId ? link(`https://nvd.nist.gov/vuln/detail/${cveId}`, cveId) : null,
         el('strong', { class: 'threat-name', text: str(d.name ?? d.signature_id ?? event.kind) }),
-        el('span', { class: 'muted', text: ` on ${str(d.target, 'unknown target')} · ${clock(event.time)}` })),
+        el('span', { class: 'muted', text: ` on ${str(d.target, 'unknown target')}${d.port ? `:${str(d.port)}` : ''} · ${clock(event.time)}` })),
+      cve ? el('div', { class: 'threat-badges' },
+        cve.cvss && typeof cve.cvss === 'object'
+          ? el('span', { class: 'badge cvss', title: str(cve.cvss.vector), text: `CVSS ${str(cve.cvss.version)} ${str(cve.cvss.score)}` })
+          : null,
+        kev ? el('span', { class: 'badge kev', title: `added ${str(kev.date_added)}, due ${str(kev.due_date)}`, text: `KEV${kev.ransomware ? ' · ransomware' : ''}` }) : null,
+        epss ? el('span', { class: 'badge epss', text: `EPSS ${(epssScore * 100).toFixed(1)}% · p${(Number(epss.percentile) * 100).toFixed(0)}` }) : null,
+        d.confidence ? el('span', { class: `badge confidence-${str(d.confidence)}`, text: str(d.confidence) }) : null)
+        : null,
       d.remediation ? el('p', { class: 'remediation' }, el('strong', { text: 'Remediation: ' }), str(d.remediation)) : null,
       d.evidence ? el('p', { class: 'muted evidence', text: `Evidence: ${str(d.evidence)}` }) : null,
       refs.length ? el('ul', { class: 'refs' }, ...refs.slice(0, 10).map((r) => el('li', {}, link(str(r), str(r))))) : null);

@@ -386,6 +386,48 @@ async fn dashboard_in_a_real_browser() {
         )
         .await;
 
+    // CVE threats: linked to NVD, with CVSS, KEV and EPSS badges, sorted by severity, then KEV,
+    // then EPSS — whatever order they arrive in.
+    for (id, severity, kev, epss) in [
+        ("CVE-2023-44487", "medium", false, 0.94),
+        ("CVE-2024-6387", "high", false, 0.51),
+        ("CVE-2021-23017", "high", true, 0.02),
+    ] {
+        let kev = kev.then(
+            || json!({"date_added": "2024-01-02", "due_date": "2024-01-23", "ransomware": false}),
+        );
+        publish(
+            addr,
+            &operator,
+            json!({"kind": "threat_detected", "room": "alerts", "severity": "warning",
+                   "data": {"scan_id": "scan-43", "target": "10.0.0.13", "port": 22, "signature_id": id,
+                            "name": format!("{id} in the service"), "severity": severity,
+                            "confidence": "confirmed",
+                            "cve": {"id": id, "cvss": {"version": "3.1", "score": 8.1,
+                                    "vector": "CVSS:3.1/AV:N/AC:H/PR:N/UI:N/S:U/C:H/I:H/A:H"},
+                                    "kev": kev, "epss": {"score": epss, "percentile": 0.99}},
+                            "remediation": "Upgrade", "references": []}}),
+        )
+        .await;
+    }
+    browser
+        .wait_text("#threats .threat", "CVE-2023-44487 in the service", SECOND)
+        .await;
+    let order = browser
+        .js(
+            "return [...document.querySelectorAll('#threats .threat a[href^=\"https://nvd.nist.gov/vuln/detail/\"]')]\
+             .map((a) => a.textContent);",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        order,
+        json!(["CVE-2021-23017", "CVE-2024-6387", "CVE-2023-44487"]),
+        "severity, then KEV, then EPSS"
+    );
+    assert_eq!(browser.count("#threats .badge.kev").await, 1);
+    assert!(browser.text("#threats .badge.epss").await.contains("EPSS"));
+
     // The map: Leaflet's directory is empty; the panel says why, the rest works.
     browser
         .wait_text(
