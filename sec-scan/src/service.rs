@@ -57,7 +57,9 @@ use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
 use crate::banner::service_by_port;
+use crate::distro;
 use crate::error::{Error, Result};
+use crate::finding::{Detail, printable};
 use crate::probes::{Filled, Match, Probe, ProbeFile, ProbeFileError, Protocol};
 
 /// vigil's own probe file (MIT OR Apache-2.0, written from the protocols' documentation).
@@ -114,6 +116,34 @@ pub struct Detection {
     pub tls: bool,
     /// What the service said: the reply that matched, else the first non-empty reply.
     pub reply: Vec<u8>,
+}
+
+impl Detection {
+    /// The [`Detail::Banner`] finding for this detection: the template fields, the CPEs, the
+    /// method, and the distribution evidence read from the reply ([`crate::distro`]).
+    pub fn detail(&self) -> Detail {
+        let text = String::from_utf8_lossy(&self.reply);
+        let evidence = distro::from_text(&text);
+        let f = &self.fields;
+        Detail::Banner {
+            service: self.service.clone(),
+            product: f.product.clone(),
+            version: f.version.clone(),
+            text: printable(&self.reply[..self.reply.len().min(1024)]),
+            info: f.info.clone(),
+            hostname: f.hostname.clone(),
+            os: f.os.clone(),
+            device: f.device.clone(),
+            cpe: f.cpes.clone(),
+            distro: evidence.as_ref().map(|e| e.distro.clone()),
+            ecosystem: evidence.as_ref().and_then(|e| e.ecosystem.clone()),
+            package: evidence.as_ref().map(|e| e.source_package.clone()),
+            package_version: evidence.and_then(|e| e.version),
+            method: self.method,
+            probe: self.probe.clone(),
+            tunnel: self.tls.then(|| "ssl".to_owned()),
+        }
+    }
 }
 
 /// Detection settings.
