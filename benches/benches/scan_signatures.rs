@@ -81,6 +81,18 @@ fn findings(banners: &[String]) -> Vec<Finding> {
                 product: None,
                 version: None,
                 text: b.clone(),
+                info: None,
+                hostname: None,
+                os: None,
+                device: None,
+                cpe: Vec::new(),
+                distro: None,
+                ecosystem: None,
+                package: None,
+                package_version: None,
+                method: None,
+                probe: None,
+                tunnel: None,
             },
         })
         .collect()

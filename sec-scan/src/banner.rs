@@ -1,4 +1,11 @@
-//! Banner grabbing and light service identification.
+//! Banner grabbing, the SSH key-exchange offer and the SMBv1 probe.
+//!
+//! Service, product and version come from the [probe set](crate::service): the scan pipeline
+//! runs [`ServiceProbes::detect`](crate::service::ServiceProbes::detect) on each open port, and
+//! this module adds what probes cannot express: the SSH `KEXINIT` offer
+//! ([`BannerGrabber::ssh_offer`]) and whether SMBv1 is accepted ([`BannerGrabber::smb1`]).
+//! [`BannerGrabber::grab`] is the older one-shot grabber, kept for callers that want a banner
+//! without the whole probe engine; it identifies what it read with the built-in probe file.
 //!
 //! For each open port: connect and **wait for what the service says first** (SSH, FTP, SMTP,
 //! POP3, IMAP, Redis errors, MySQL, VNC, telnet negotiation). If it says nothing, try on fresh
@@ -21,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::finding::{Detail, Finding, printable};
 use crate::legacy;
 use crate::scope::ScanHost;
+use crate::service::{Detection, ServiceProbes};
 
 /// Banner-grab settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,10 +88,10 @@ impl BannerGrabber {
             detail,
         };
         if self.config.smb_ports.contains(&port)
-            && let Some(dialect) = self.smb1(addr).await
+            && let Some(dialect) = self.smb1_dialect(addr).await
         {
             out.push(make(Detail::Smb { dialect }));
-            out.push(make(banner(Some("smb"), None, None, b"SMB")));
+            out.push(make(plain_banner(Some("smb"), b"SMB")));
             return Ok(out);
         }
         let mut stream = self.connect(addr).await?;
@@ -94,14 +102,17 @@ impl BannerGrabber {
             {
                 out.push(make(ssh));
             }
-            let (service, product, version) = identify(&first, port);
             // For SSH the banner is the identification line; the binary key exchange that
             // follows it is reported as the ssh finding.
-            let shown = match (service, find_ident_end(&first)) {
-                (Some("ssh"), Some((start, end, _))) => &first[start..end],
+            let shown = match find_ident_end(&first) {
+                Some((start, end, _)) if first.starts_with(b"SSH-") => &first[start..end],
                 _ => &first[..],
             };
-            out.push(make(banner(service, product, version, shown)));
+            let mut detail = identified("NULL", &first);
+            if let Detail::Banner { text, .. } = &mut detail {
+                *text = printable(shown);
+            }
+            out.push(make(detail));
             return Ok(out);
         }
         drop(stream);
@@ -114,12 +125,12 @@ impl BannerGrabber {
                 name.to_owned()
             }
         );
-        let probes: [Vec<u8>; 3] = [
-            http.into_bytes(),
-            legacy::client_hello(0x0303, host.name.as_deref()),
-            b"\r\n\r\n".to_vec(),
+        let probes: [(&str, Vec<u8>); 3] = [
+            ("GetRequest", http.into_bytes()),
+            ("TLS", legacy::client_hello(0x0303, host.name.as_deref())),
+            ("NULL", b"\r\n\r\n".to_vec()),
         ];
-        for probe in probes {
+        for (name, probe) in probes {
             let Ok(mut s) = self.connect(addr).await else {
                 break;
             };
@@ -128,12 +139,38 @@ impl BannerGrabber {
             }
             let answer = read_some(&mut s, self.config.probe_wait, self.config.max_bytes).await;
             if !answer.is_empty() {
-                let (service, product, version) = identify(&answer, port);
-                out.push(make(banner(service, product, version, &answer)));
+                out.push(make(identified(name, &answer)));
                 break;
             }
         }
         Ok(out)
+    }
+
+    /// The SSH key-exchange offer of `host:port`: reads the server's identification, sends
+    /// ours, and parses its `SSH_MSG_KEXINIT` into a [`Detail::Ssh`] finding. `None` when the
+    /// port does not speak SSH or the offer could not be read in time.
+    pub async fn ssh_offer(&self, host: &ScanHost, port: u16) -> Option<Finding> {
+        let addr = SocketAddr::new(host.addr, port);
+        let mut stream = self.connect(addr).await.ok()?;
+        let first = read_some(&mut stream, self.config.banner_wait, self.config.max_bytes).await;
+        let detail = self.ssh(&mut stream, first).await?;
+        Some(Finding {
+            host: host.display_name(),
+            addr: host.addr,
+            port: Some(port),
+            detail,
+        })
+    }
+
+    /// Whether `host:port` accepts an SMBv1 NEGOTIATE: a [`Detail::Smb`] finding if it does.
+    pub async fn smb1(&self, host: &ScanHost, port: u16) -> Option<Finding> {
+        let dialect = self.smb1_dialect(SocketAddr::new(host.addr, port)).await?;
+        Some(Finding {
+            host: host.display_name(),
+            addr: host.addr,
+            port: Some(port),
+            detail: Detail::Smb { dialect },
+        })
     }
 
     async fn connect(&self, addr: SocketAddr) -> Result<TcpStream> {
@@ -202,7 +239,7 @@ impl BannerGrabber {
         })
     }
 
-    async fn smb1(&self, addr: SocketAddr) -> Option<String> {
+    async fn smb1_dialect(&self, addr: SocketAddr) -> Option<String> {
         let mut s = self.connect(addr).await.ok()?;
         s.write_all(&smb1_negotiate()).await.ok()?;
         let reply = read_some(&mut s, self.config.probe_wait, 512).await;
@@ -210,17 +247,25 @@ impl BannerGrabber {
     }
 }
 
-fn banner(
-    service: Option<&str>,
-    product: Option<String>,
-    version: Option<String>,
-    raw: &[u8],
-) -> Detail {
-    Detail::Banner {
+/// A banner with only a service name (or none).
+fn plain_banner(service: Option<&str>, raw: &[u8]) -> Detail {
+    Detection {
         service: service.map(str::to_owned),
-        product,
-        version,
-        text: printable(&raw[..raw.len().min(1024)]),
+        reply: raw.to_vec(),
+        ..Detection::default()
+    }
+    .detail()
+}
+
+/// What the built-in probe file makes of `raw` as the answer to `probe`; a TLS record is
+/// `tls`; otherwise the banner with no service.
+fn identified(probe: &str, raw: &[u8]) -> Detail {
+    if let [0x16 | 0x15, 0x03, ..] = raw {
+        return plain_banner(Some("tls"), raw);
+    }
+    match ServiceProbes::builtin().identify(probe, raw) {
+        Some(d) => d.detail(),
+        None => plain_banner(None, raw),
     }
 }
 
@@ -319,106 +364,6 @@ fn parse_smb1_reply(reply: &[u8]) -> Option<String> {
     (word_count > 0 && index == 0).then(|| "NT LM 0.12".to_owned())
 }
 
-/// Service, product and version from what a service said.
-pub(crate) fn identify(
-    data: &[u8],
-    port: u16,
-) -> (Option<&'static str>, Option<String>, Option<String>) {
-    let text = String::from_utf8_lossy(&data[..data.len().min(512)]);
-    let lower = text.to_ascii_lowercase();
-    let split_product = |s: &str, sep: char| -> (Option<String>, Option<String>) {
-        let token = s.split_whitespace().next().unwrap_or("");
-        match token.split_once(sep) {
-            Some((p, v)) if !p.is_empty() => (Some(p.to_owned()), Some(v.to_owned())),
-            _ if !token.is_empty() => (Some(token.to_owned()), None),
-            _ => (None, None),
-        }
-    };
-    if let Some(p) = text.find("SSH-") {
-        let line = text[p..].lines().next().unwrap_or("");
-        let software = line.splitn(3, '-').nth(2).unwrap_or("");
-        let (product, version) = split_product(software, '_');
-        return (Some("ssh"), product, version);
-    }
-    if text.starts_with("HTTP/") {
-        let server = text
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("Server:")
-                    .or_else(|| l.strip_prefix("server:"))
-            })
-            .map(str::trim);
-        let (product, version) = server.map_or((None, None), |s| split_product(s, '/'));
-        return (Some("http"), product, version);
-    }
-    match data {
-        [0x16, 0x03, ..] | [0x15, 0x03, ..] => return (Some("tls"), None, None),
-        [0xff, 0xfb..=0xfe, ..] => return (Some("telnet"), None, None),
-        [_, _, _, 0, 0x0a, rest @ ..] => {
-            let end = rest.iter().position(|&b| b == 0).unwrap_or(0);
-            if end > 0 {
-                let v = String::from_utf8_lossy(&rest[..end]).into_owned();
-                let product = if v.to_ascii_lowercase().contains("mariadb") {
-                    "MariaDB"
-                } else {
-                    "MySQL"
-                };
-                return (Some("mysql"), Some(product.into()), Some(v));
-            }
-        }
-        _ => {}
-    }
-    if let Some(version) = text.strip_prefix("RFB ") {
-        return (Some("vnc"), None, Some(version.trim().to_owned()));
-    }
-    if text.starts_with("+OK") {
-        return (Some("pop3"), None, None);
-    }
-    if text.starts_with("* OK") {
-        return (Some("imap"), None, None);
-    }
-    if text.starts_with("-ERR")
-        || text.starts_with("-NOAUTH")
-        || text.starts_with("+PONG")
-        || text.starts_with("-DENIED")
-    {
-        return (Some("redis"), None, None);
-    }
-    if text.starts_with("220") || text.starts_with("421") {
-        let service =
-            if lower.contains("smtp") || lower.contains("mail") || matches!(port, 25 | 465 | 587) {
-                "smtp"
-            } else {
-                "ftp"
-            };
-        let product = [
-            "vsFTPd",
-            "ProFTPD",
-            "Pure-FTPd",
-            "FileZilla",
-            "Postfix",
-            "Exim",
-            "Sendmail",
-        ]
-        .into_iter()
-        .find(|p| lower.contains(&p.to_ascii_lowercase()))
-        .map(str::to_owned);
-        let version = product.as_ref().and_then(|p| {
-            let at = lower.find(&p.to_ascii_lowercase())? + p.len();
-            let v: String = text
-                .get(at..)
-                .unwrap_or("")
-                .trim_start_matches([' ', '/'])
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '.')
-                .collect();
-            (!v.is_empty() && v.starts_with(|c: char| c.is_ascii_digit())).then_some(v)
-        });
-        return (Some(service), product, version);
-    }
-    (None, None, None)
-}
-
 /// The usual service on a port, for open ports whose banner was not grabbed.
 pub fn service_by_port(port: u16) -> Option<&'static str> {
     Some(match port {
@@ -493,36 +438,21 @@ mod tests {
     }
 
     #[test]
-    fn identifies_services() {
-        let ssh = identify(b"SSH-2.0-OpenSSH_7.4p1 Debian\r\n", 22);
-        assert_eq!(
-            ssh,
-            (Some("ssh"), Some("OpenSSH".into()), Some("7.4p1".into()))
+    fn grabbed_banners_are_identified_by_the_builtin_probes() {
+        let d = identified("NULL", b"SSH-2.0-OpenSSH_7.4p1 Debian-10+deb9u7\r\n");
+        assert!(
+            matches!(
+                d,
+                Detail::Banner { service: Some(ref s), product: Some(ref p), version: Some(ref v), ref package_version, .. }
+                    if s == "ssh" && p == "OpenSSH" && v == "7.4p1"
+                        && package_version.as_deref() == Some("1:7.4p1-10+deb9u7")
+            ),
+            "{d:?}"
         );
-        let http = identify(b"HTTP/1.1 200 OK\r\nServer: nginx/1.18.0\r\n\r\n", 80);
-        assert_eq!(
-            http,
-            (Some("http"), Some("nginx".into()), Some("1.18.0".into()))
-        );
-        assert_eq!(identify(b"220 (vsFTPd 3.0.3)\r\n", 21).0, Some("ftp"));
-        assert_eq!(
-            identify(b"220 (vsFTPd 3.0.3)\r\n", 21).1.as_deref(),
-            Some("vsFTPd")
-        );
-        assert_eq!(identify(b"220 mx ESMTP Postfix\r\n", 25).0, Some("smtp"));
-        assert_eq!(
-            identify(b"-NOAUTH Authentication required.\r\n", 6379).0,
-            Some("redis")
-        );
-        assert_eq!(identify(&[0xff, 0xfd, 0x18], 23).0, Some("telnet"));
-        assert_eq!(identify(&[0x16, 0x03, 0x03, 0, 1], 443).0, Some("tls"));
-        assert_eq!(
-            identify(b"\x4a\x00\x00\x00\x0a8.0.36\x00rest", 3306)
-                .2
-                .as_deref(),
-            Some("8.0.36")
-        );
-        assert_eq!(identify(b"hello", 9999), (None, None, None));
+        let d = identified("TLS", &[0x16, 0x03, 0x03, 0, 1]);
+        assert!(matches!(d, Detail::Banner { service: Some(ref s), .. } if s == "tls"));
+        let d = identified("NULL", b"hello");
+        assert!(matches!(d, Detail::Banner { service: None, .. }));
     }
 
     #[test]

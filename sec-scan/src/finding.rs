@@ -12,7 +12,7 @@
 //! | kind | fields |
 //! |---|---|
 //! | `open_port` | `port`, `service` |
-//! | `banner` | `service`, `product`, `version`, `text` |
+//! | `banner` | `service`, `product`, `version`, `text`, `info`, `os`, `device`, `cpe`\*, `distro`, `ecosystem`, `package`, `package_version`, `method` (`probed`, `softmatch`, `port-table`) |
 //! | `ssh` | `version` (the identification line), `kex`\*, `host_key`\*, `cipher`\*, `mac`\* |
 //! | `tls` | `protocol`, `cipher`, `issue`\*, `offered`\* (legacy protocols a raw probe saw accepted) |
 //! | `certificate` | `subject`, `issuer`, `san`\*, `key`, `signature_algorithm` |
@@ -28,6 +28,8 @@ use std::fmt;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
+
+use crate::service::Method;
 
 /// One observed fact about one host (and usually one port).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,6 +88,44 @@ pub enum Detail {
         version: Option<String>,
         /// The banner, printable (non-printable bytes escaped), capped.
         text: String,
+        /// Extra information from the probe file's `i/` template (`protocol 2.0`, …).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        info: Option<String>,
+        /// Host name the service gave (`h/`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hostname: Option<String>,
+        /// Operating system (`o/`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        os: Option<String>,
+        /// Device type (`d/`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<String>,
+        /// CPEs in the URI binding (`cpe:/a:openbsd:openssh:9.2p1`), as the probe file's
+        /// templates produced them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        cpe: Vec<String>,
+        /// The distribution the package comes from (`debian`, `ubuntu`), when the banner says.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        distro: Option<String>,
+        /// The OSV ecosystem of that distribution release (`Debian:12`, `Ubuntu:22.04:LTS`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ecosystem: Option<String>,
+        /// The distribution's source package (`openssh`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        package: Option<String>,
+        /// The package version with its epoch (`1:9.2p1-2+deb12u10`), when the banner has the
+        /// distribution's revision.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        package_version: Option<String>,
+        /// How the service was identified: `probed`, `softmatch` or `port-table`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        method: Option<Method>,
+        /// The probe whose reply matched (`NULL`, `GetRequest`, …).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        probe: Option<String>,
+        /// `ssl` when the service was reached through TLS.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tunnel: Option<String>,
     },
     /// An SSH server's identification and key-exchange offer.
     Ssh {
@@ -216,7 +256,21 @@ impl Kind {
     pub fn fields(self) -> &'static [&'static str] {
         match self {
             Kind::OpenPort => &["port", "service"],
-            Kind::Banner => &["service", "product", "version", "text"],
+            Kind::Banner => &[
+                "service",
+                "product",
+                "version",
+                "text",
+                "info",
+                "os",
+                "device",
+                "cpe",
+                "distro",
+                "ecosystem",
+                "package",
+                "package_version",
+                "method",
+            ],
             Kind::Ssh => &["version", "kex", "host_key", "cipher", "mac"],
             Kind::Tls => &["protocol", "cipher", "issue", "offered"],
             Kind::Certificate => &["subject", "issuer", "san", "key", "signature_algorithm"],
@@ -275,11 +329,32 @@ impl Finding {
                 product,
                 version,
                 text,
+                info,
+                os,
+                device,
+                cpe,
+                distro,
+                ecosystem,
+                package,
+                package_version,
+                method,
+                ..
             } => {
                 opt("service", service, &mut visit);
                 opt("product", product, &mut visit);
                 opt("version", version, &mut visit);
                 visit("text", Cow::Borrowed(text));
+                opt("info", info, &mut visit);
+                opt("os", os, &mut visit);
+                opt("device", device, &mut visit);
+                list("cpe", cpe, &mut visit);
+                opt("distro", distro, &mut visit);
+                opt("ecosystem", ecosystem, &mut visit);
+                opt("package", package, &mut visit);
+                opt("package_version", package_version, &mut visit);
+                if let Some(m) = method {
+                    visit("method", Cow::Borrowed(m.as_str()));
+                }
             }
             Detail::Ssh {
                 version,

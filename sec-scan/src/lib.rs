@@ -57,7 +57,9 @@
 //! | [`target`] | target and port-list parsing |
 //! | [`portscan`] | sharded, windowed TCP connect scanner with self-connection detection |
 //! | [`banner`] | banner grab, SSH key-exchange offer, SMBv1 probe, service identification |
-//! | [`probes`] | the nmap-service-probes format: a parser (probe selection and matching build on it) |
+//! | [`probes`] | the nmap-service-probes format: a parser, pattern compilation, version templates |
+//! | [`service`] | the compiled probe set (vigil's built-in file or nmap's) and the detection engine |
+//! | [`distro`] | distribution evidence: Debian/Ubuntu package and version from a banner |
 //! | [`tls`] | recording-verifier TLS check and certificate analysis |
 //! | [`legacy`] | raw ClientHello probes for TLS 1.0/1.1 (which rustls cannot speak) |
 //! | [`http`] | HTTP status, server, title, missing security headers |
@@ -74,6 +76,7 @@
 pub mod access;
 pub mod agent;
 pub mod banner;
+pub mod distro;
 pub mod error;
 pub mod finding;
 pub mod http;
@@ -82,6 +85,7 @@ pub mod pipeline;
 pub mod portscan;
 pub mod probes;
 pub mod scope;
+pub mod service;
 pub mod signature;
 pub mod target;
 pub mod task;
@@ -89,6 +93,7 @@ pub mod tls;
 
 pub use access::{AccessChecker, AccessConfig};
 pub use banner::{BannerConfig, BannerGrabber};
+pub use distro::PackageEvidence;
 pub use error::{Error, Result};
 pub use finding::{Detail, Finding, Kind};
 pub use http::{HttpConfig, HttpProbe, HttpReport};
@@ -100,6 +105,7 @@ pub use scope::{
     AddressClass, Ipv4Embedding, Limits, PlanAudit, Refusal, Resolver, Rule, ScanHost, ScanPlan,
     Scope, ScopeViolation, SystemResolver, embedded_ipv4,
 };
+pub use service::{DetectConfig, Detection, LoadReport, Method, ServiceProbes};
 pub use signature::{Severity, Signature, SignatureSet, Threat};
 pub use target::{AddressCount, Net, PortList, Target, canonical};
 pub use task::{

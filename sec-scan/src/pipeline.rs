@@ -3,7 +3,10 @@
 //! [`Pipeline::run`] takes a [`ScanPlan`] (so every host is in scope), runs the port scanner,
 //! then for each open port (bounded concurrency) the checks the [`ScanOptions`] ask for:
 //!
-//! - **banners**: banner grab and service identification;
+//! - **banners**: service and version detection with the [probe set](crate::service)
+//!   ([`ScanOptions::probes`], vigil's built-in file by default; at most
+//!   [`DetectConfig::port_budget`] per port, ports detected [`ScanOptions::check_concurrency`]
+//!   at a time), plus the SSH key-exchange offer on SSH and the SMBv1 probe on the SMB ports;
 //! - **TLS**: on ports that look like TLS (the banner said so, or a usual TLS port such as
 //!   443), or on every open port when banners are off;
 //! - **HTTP**: on ports that look like HTTP (banner, usual ports), over HTTPS when TLS was
@@ -30,6 +33,7 @@ use crate::finding::{Detail, Finding};
 use crate::http::{HttpConfig, HttpProbe};
 use crate::portscan::{PortResult, PortScanConfig, PortScanner, PortState, ScanStats};
 use crate::scope::{Resolver, ScanHost, ScanPlan, Scope};
+use crate::service::{DetectConfig, ServiceProbes};
 use crate::signature::{SignatureSet, Threat};
 use crate::target::{PortList, Target};
 use crate::task::{ScanTask, TaskKind, TaskOutput, TaskRunner};
@@ -63,6 +67,11 @@ pub struct ScanOptions {
     pub access: AccessConfig,
     /// Open ports checked at once. Default 32.
     pub check_concurrency: usize,
+    /// The probe set detection runs. Default: vigil's built-in file
+    /// ([`ServiceProbes::builtin`]).
+    pub probes: Arc<ServiceProbes>,
+    /// Detection settings: intensity (0–9, default 7), time budget per port.
+    pub detect: DetectConfig,
 }
 
 impl Default for ScanOptions {
@@ -78,6 +87,8 @@ impl Default for ScanOptions {
             http_config: HttpConfig::default(),
             access: AccessConfig::default(),
             check_concurrency: 32,
+            probes: ServiceProbes::builtin(),
+            detect: DetectConfig::default(),
         }
     }
 }
@@ -145,6 +156,12 @@ pub struct Pipeline {
 impl Pipeline {
     /// Validates the options and builds the scanners.
     pub fn new(options: ScanOptions) -> Result<Self> {
+        if options.detect.intensity > crate::service::MAX_INTENSITY {
+            return Err(Error::Config(format!(
+                "version intensity must be 0 to 9, not {}",
+                options.detect.intensity
+            )));
+        }
         if options.check_concurrency == 0 {
             return Err(Error::Config("check concurrency must be at least 1".into()));
         }
@@ -292,21 +309,39 @@ impl Pipeline {
         let mut findings = Vec::new();
         let mut errors = Vec::new();
         let mut service: Option<String> = None;
+        let mut detected_tls = false;
         if o.banners {
-            match self.banner.grab(host, port).await {
-                Ok(f) => {
-                    service = f.iter().find_map(|f| match &f.detail {
-                        Detail::Banner { service, .. } => service.clone(),
-                        _ => None,
-                    });
-                    findings.extend(f);
+            let addr = std::net::SocketAddr::new(host.addr, port);
+            match o.probes.detect(addr, host.name.as_deref(), &o.detect).await {
+                Ok(d) => {
+                    service = d.service.clone();
+                    detected_tls = d.tls || service.as_deref() == Some("ssl");
+                    if service.as_deref() == Some("ssh")
+                        && let Some(f) = self.banner.ssh_offer(host, port).await
+                    {
+                        findings.push(f);
+                    }
+                    if (o.banner.smb_ports.contains(&port) || service.as_deref() == Some("smb"))
+                        && let Some(f) = self.banner.smb1(host, port).await
+                    {
+                        findings.push(f);
+                    }
+                    if d.service.is_some() || !d.reply.is_empty() {
+                        findings.push(Finding {
+                            host: host.display_name(),
+                            addr: host.addr,
+                            port: Some(port),
+                            detail: d.detail(),
+                        });
+                    }
                 }
                 Err(e) => errors.push(e),
             }
         }
         let known = service.as_deref();
         let mut tls_ok = false;
-        let tls_expected = known == Some("tls") || TLS_PORTS.contains(&port);
+        let tls_expected =
+            detected_tls || matches!(known, Some("tls" | "ssl")) || TLS_PORTS.contains(&port);
         if let Some(tls) = &self.tls
             && (tls_expected || !o.banners)
         {
@@ -325,14 +360,14 @@ impl Pipeline {
         if let Some(http) = &self.http
             && (http_expected || !o.banners)
         {
-            match http.probe(host, port, tls_ok).await {
+            match http.probe(host, port, tls_ok || detected_tls).await {
                 Ok(report) => findings.push(report.finding(host, port)),
                 Err(e) if http_expected => errors.push(e),
                 Err(_) => {}
             }
         }
         if o.access_checks {
-            let svc = if known == Some("http") || (known.is_none() && tls_ok) {
+            let svc = if known == Some("http") || (known.is_none() && (tls_ok || detected_tls)) {
                 Some("http")
             } else {
                 known

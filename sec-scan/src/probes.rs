@@ -484,6 +484,204 @@ impl Match {
     }
 }
 
+impl Unsupported {
+    /// A short stable name for the kind of problem, for counting (`look-around`, `atomic`,
+    /// `backreference`, `possessive`, `escape`, `matches-empty`, `syntax`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Unsupported::LookAround => "look-around",
+            Unsupported::Atomic => "atomic",
+            Unsupported::Backreference => "backreference",
+            Unsupported::Possessive => "possessive",
+            Unsupported::Escape(_) => "escape",
+            Unsupported::MatchesEmpty => "matches-empty",
+            Unsupported::Syntax(_) => "syntax",
+        }
+    }
+}
+
+/// A match line's templates filled in from one reply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filled {
+    /// Product.
+    pub product: Option<String>,
+    /// Version.
+    pub version: Option<String>,
+    /// Extra information.
+    pub info: Option<String>,
+    /// Host name.
+    pub hostname: Option<String>,
+    /// Operating system.
+    pub os: Option<String>,
+    /// Device type.
+    pub device: Option<String>,
+    /// CPE URIs (URI binding, `cpe:/a:vendor:product:version`).
+    pub cpes: Vec<String>,
+}
+
+impl Templates {
+    /// Fills the templates from a match's capture groups.
+    ///
+    /// Substitutions, as nmap defines them: `$1`–`$9` (the group's bytes), `$P(n)` (only the
+    /// printable bytes of group `n`, for UTF-16 text), `$SUBST(n,"from","to")` (group `n` with
+    /// every `from` replaced by `to`), `$I(n,"<")` / `$I(n,">")` (group `n`, at most 8 bytes,
+    /// read as an unsigned little- or big-endian integer, written in decimal). In CPE templates
+    /// the substituted text is lower-cased, whitespace becomes `_`, and
+    /// ``:/?#[]@!$&'()*+,;=%<>"`` are percent-encoded.
+    ///
+    /// A reference that cannot be filled (a group the pattern lacks or that did not take part,
+    /// `$I` on more than 8 bytes, a malformed `$SUBST(…)`) yields empty text: the line still
+    /// matches, the field is just shorter. A `$` that starts no substitution is kept as itself.
+    /// Control bytes in the result are dropped; a field that ends up empty is `None`.
+    pub fn fill(&self, caps: &regex::bytes::Captures<'_>) -> Filled {
+        let text = |t: &Option<String>| {
+            t.as_deref()
+                .map(|t| substitute(t, caps, false))
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+        };
+        Filled {
+            product: text(&self.product),
+            version: text(&self.version),
+            info: text(&self.info),
+            hostname: text(&self.hostname),
+            os: text(&self.os),
+            device: text(&self.device),
+            cpes: self
+                .cpes
+                .iter()
+                .map(|t| substitute(t, caps, true))
+                .collect(),
+        }
+    }
+}
+
+/// Group `n`'s bytes (empty when it does not exist or did not take part).
+fn group<'a>(caps: &regex::bytes::Captures<'a>, n: usize) -> &'a [u8] {
+    caps.get(n).map_or(&[][..], |m| m.as_bytes())
+}
+
+/// Reads `n` (one digit 1–9) at the start of `s`.
+fn group_number(s: &str) -> Option<(usize, &str)> {
+    let d = s.chars().next().filter(|c| ('1'..='9').contains(c))?;
+    Some((d.to_digit(10)? as usize, &s[1..]))
+}
+
+/// Reads `"text"` at the start of `s` (after optional spaces).
+fn quoted_arg(s: &str) -> Option<(&str, &str)> {
+    let s = s.trim_start().strip_prefix('"')?;
+    let end = s.find('"')?;
+    Some((&s[..end], &s[end + 1..]))
+}
+
+/// Parses the inside of `$SUBST(`…`)` / `$I(`…`)` / `$P(`…`)` and computes the bytes.
+/// Returns the bytes and what follows the closing `)`.
+fn function<'s>(
+    name: &str,
+    s: &'s str,
+    caps: &regex::bytes::Captures<'_>,
+) -> Option<(Vec<u8>, &'s str)> {
+    let (n, rest) = group_number(s)?;
+    let bytes = group(caps, n);
+    match name {
+        "P" => {
+            let rest = rest.trim_start().strip_prefix(')')?;
+            let printable = bytes
+                .iter()
+                .copied()
+                .filter(|b| (0x20..0x7f).contains(b))
+                .collect();
+            Some((printable, rest))
+        }
+        "SUBST" => {
+            let rest = rest.trim_start().strip_prefix(',')?;
+            let (from, rest) = quoted_arg(rest)?;
+            let rest = rest.trim_start().strip_prefix(',')?;
+            let (to, rest) = quoted_arg(rest)?;
+            let rest = rest.trim_start().strip_prefix(')')?;
+            let mut out = Vec::with_capacity(bytes.len());
+            let (from, to) = (from.as_bytes(), to.as_bytes());
+            let mut i = 0;
+            while i < bytes.len() {
+                if !from.is_empty() && bytes[i..].starts_with(from) {
+                    out.extend_from_slice(to);
+                    i += from.len();
+                } else {
+                    out.push(bytes[i]);
+                    i += 1;
+                }
+            }
+            Some((out, rest))
+        }
+        "I" => {
+            let rest = rest.trim_start().strip_prefix(',')?;
+            let (order, rest) = quoted_arg(rest)?;
+            let rest = rest.trim_start().strip_prefix(')')?;
+            if bytes.len() > 8 {
+                return Some((Vec::new(), rest));
+            }
+            let fold = |acc: u64, b: &u8| (acc << 8) | u64::from(*b);
+            let value = match order {
+                "<" => bytes.iter().rev().fold(0, fold),
+                ">" => bytes.iter().fold(0, fold),
+                _ => return None,
+            };
+            Some((value.to_string().into_bytes(), rest))
+        }
+        _ => None,
+    }
+}
+
+/// Fills one template (see [`Templates::fill`]).
+fn substitute(template: &str, caps: &regex::bytes::Captures<'_>, cpe: bool) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    let push_sub = |out: &mut String, bytes: &[u8]| {
+        let text = String::from_utf8_lossy(bytes);
+        for c in text.chars().filter(|c| !c.is_control()) {
+            if !cpe {
+                out.push(c);
+            } else if c.is_whitespace() {
+                out.push('_');
+            } else if ":/?#[]@!$&'()*+,;=%<>\"".contains(c) {
+                out.push_str(&format!("%{:02x}", c as u32));
+            } else {
+                out.extend(c.to_lowercase());
+            }
+        }
+    };
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some((n, tail)) = group_number(after) {
+            push_sub(&mut out, group(caps, n));
+            rest = tail;
+            continue;
+        }
+        let mut done = false;
+        for name in ["P", "SUBST", "I"] {
+            if let Some(args) = after.strip_prefix(name).and_then(|a| a.strip_prefix('(')) {
+                // A malformed call is dropped up to its closing parenthesis.
+                match function(name, args, caps) {
+                    Some((bytes, tail)) => {
+                        push_sub(&mut out, &bytes);
+                        rest = tail;
+                    }
+                    None => rest = args.find(')').map_or("", |p| &args[p + 1..]),
+                }
+                done = true;
+                break;
+            }
+        }
+        if !done {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Whether `rest` starts a counted repetition: `{n}`, `{n,}` or `{n,m}`.
 fn is_repetition(rest: &[char]) -> bool {
     let Some(close) = rest.iter().position(|&c| c == '}') else {
@@ -779,5 +977,57 @@ rarity 9
         assert_eq!(compiled(r"^\Kx", "").unwrap_err(), Unsupported::Escape('K'));
         assert_eq!(compiled("a*", "").unwrap_err(), Unsupported::MatchesEmpty);
         assert!(matches!(compiled("^(a", ""), Err(Unsupported::Syntax(_))));
+    }
+    fn filled(pattern: &str, templates: &str, reply: &[u8]) -> Filled {
+        let f = ProbeFile::parse(&format!(
+            "Probe TCP X q||\nmatch x m\x01{pattern}\x01s {templates}"
+        ))
+        .unwrap();
+        let m = &f.probes[0].matches[0];
+        let caps = m.compile().unwrap().captures(reply).unwrap();
+        m.templates.fill(&caps)
+    }
+
+    #[test]
+    fn templates_substitute_groups_printable_subst_and_integers() {
+        let f = filled(
+            r"^SSH-([\d.]+)-OpenSSH_(\S+) (\S+)",
+            r"p/OpenSSH/ v/$2/ i/protocol $1; $3/ cpe:/a:openbsd:openssh:$2/",
+            b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n",
+        );
+        assert_eq!(f.product.as_deref(), Some("OpenSSH"));
+        assert_eq!(f.version.as_deref(), Some("9.2p1"));
+        assert_eq!(f.info.as_deref(), Some("protocol 2.0; Debian-2"));
+        assert_eq!(f.cpes, ["cpe:/a:openbsd:openssh:9.2p1"]);
+        // $P keeps printable bytes (UTF-16LE text), $SUBST replaces, $I reads integers.
+        let f = filled(
+            r"^(.{6})\|(\S+)\|(..)(..)",
+            r#"p/$P(1)/ v/$SUBST(2,"_",".")/ i/$I(3,"<") $I(4,">")/"#,
+            b"a\0b\0c\0|1_2_3|\x01\x02\x01\x02",
+        );
+        assert_eq!(f.product.as_deref(), Some("abc"));
+        assert_eq!(f.version.as_deref(), Some("1.2.3"));
+        assert_eq!(f.info.as_deref(), Some("513 258"));
+        // In CPEs: lower case, `_` for spaces, specials percent-encoded.
+        let f = filled(r"^(.+)$", r"cpe:/a:x:y:$1/", b"My Ver:1/2");
+        assert_eq!(f.cpes, ["cpe:/a:x:y:my_ver%3a1%2f2"]);
+    }
+
+    #[test]
+    fn bad_template_references_are_empty_never_a_panic() {
+        let f = filled(
+            r"^(a)(b)?",
+            r#"p/x$9y/ v/$2/ i/$I(1,"?")z/ h/$SUBST(1,"a")/ o/$Q $ $P(/ d/$I(1,">")/"#,
+            b"a",
+        );
+        assert_eq!(f.product.as_deref(), Some("xy"));
+        assert_eq!(f.version, None);
+        assert_eq!(f.info.as_deref(), Some("z"));
+        assert_eq!(f.hostname, None);
+        assert_eq!(f.os.as_deref(), Some("$Q $"));
+        assert_eq!(f.device.as_deref(), Some("97"));
+        // More than 8 bytes for $I: empty.
+        let f = filled(r"^(.{9})", r#"v/$I(1,"<")/"#, b"123456789");
+        assert_eq!(f.version, None);
     }
 }

@@ -18,8 +18,8 @@ use std::time::Duration;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sec_scan::{
-    Detail, Pipeline, PortList, PortScanConfig, PortState, ScanEvent, ScanOptions, ScanReport,
-    Scope, Severity, SignatureSet, SystemResolver, Target,
+    Detail, DetectConfig, LoadReport, Pipeline, PortList, PortScanConfig, PortState, ScanEvent,
+    ScanOptions, ScanReport, Scope, ServiceProbes, Severity, SignatureSet, SystemResolver, Target,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -45,9 +45,18 @@ pub struct Args {
     /// Ports never to probe.
     #[arg(long, value_name = "SPEC")]
     exclude_ports: Option<String>,
-    /// Grab banners and identify services.
+    /// Detect services and versions (nmap-style probes; at most 20 s per port, ports in
+    /// parallel), plus the SSH key-exchange offer and the SMBv1 check.
     #[arg(long)]
     banners: bool,
+    /// Probe file in the nmap-service-probes format to use instead of vigil's built-in one
+    /// (e.g. nmap's installed file, read at run time). Its load report goes to stderr.
+    #[arg(long, value_name = "FILE")]
+    service_probes: Option<PathBuf>,
+    /// Version-detection intensity, 0 (only probes meant for the port) to 9 (every probe).
+    #[arg(long, default_value_t = 7, value_name = "0-9",
+          value_parser = clap::value_parser!(u8).range(0..=9))]
+    intensity: u8,
     /// Check TLS certificates and protocols.
     #[arg(long)]
     tls: bool,
@@ -93,6 +102,45 @@ pub struct Args {
     fail_on: String,
 }
 
+/// The probe set: the named file (an error names its line), or the built-in one.
+fn load_probes(path: Option<&std::path::Path>) -> anyhow::Result<std::sync::Arc<ServiceProbes>> {
+    let Some(path) = path else {
+        return Ok(ServiceProbes::builtin());
+    };
+    let text = std::fs::read(path)
+        .with_context(|| format!("reading the probe file {}", path.display()))?;
+    // nmap's file is mostly ASCII; stray bytes in comments must not refuse it.
+    let text = String::from_utf8_lossy(&text);
+    let probes =
+        ServiceProbes::parse(&text).with_context(|| format!("probe file {}", path.display()))?;
+    Ok(std::sync::Arc::new(probes))
+}
+
+/// One paragraph saying what a probe file gave.
+fn load_summary(path: Option<&std::path::Path>, r: &LoadReport) -> String {
+    let source = path.map_or_else(
+        || "built-in probe file".to_owned(),
+        |p| p.display().to_string(),
+    );
+    let mut s = format!(
+        "service probes: {source}: {} TCP probes ({} UDP probes not sent), {} of {} match lines loaded",
+        r.tcp_probes, r.udp_probes, r.loaded, r.lines
+    );
+    if r.skipped > 0 {
+        let reasons: Vec<String> = r
+            .skipped_by_reason
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        s.push_str(&format!(
+            ", {} skipped (the regex engine cannot run them: {})",
+            r.skipped,
+            reasons.join(", ")
+        ));
+    }
+    s
+}
+
 /// Runs `vigil scan`; errors are printed here so that they exit with status 2.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match scan(args) {
@@ -123,7 +171,21 @@ fn scan(args: Args) -> anyhow::Result<ExitCode> {
     if args.plan {
         return print_plan(&scope, &targets, ports, args.json);
     }
+    let probes = load_probes(args.service_probes.as_deref())?;
+    // `vigil -v scan …` turns on info logs; the load report is shown then, and whenever a
+    // probe file was named.
+    if args.service_probes.is_some() || tracing::enabled!(tracing::Level::INFO) {
+        eprintln!(
+            "{}",
+            load_summary(args.service_probes.as_deref(), probes.report())
+        );
+    }
     let options = ScanOptions {
+        probes,
+        detect: DetectConfig {
+            intensity: args.intensity,
+            ..DetectConfig::default()
+        },
         ports: PortScanConfig {
             concurrency: args.concurrency,
             timeout: Duration::from_millis(args.timeout),
@@ -414,11 +476,31 @@ fn print_human(report: &ScanReport) -> anyhow::Result<()> {
                 match &f.detail {
                     Detail::OpenPort { service: Some(s) } if service == "-" => service = s.clone(),
                     Detail::OpenPort { .. } => {}
-                    Detail::Banner { service: found, .. } => {
+                    Detail::Banner {
+                        service: found,
+                        product,
+                        version,
+                        info,
+                        tunnel,
+                        ..
+                    } => {
                         if let Some(s) = found {
-                            service = s.clone();
+                            service = match tunnel {
+                                Some(t) => format!("{t}/{s}"),
+                                None => s.clone(),
+                            };
                         }
-                        banners.push(f.summary());
+                        let named: Vec<&str> = [product, version, info]
+                            .into_iter()
+                            .flatten()
+                            .map(String::as_str)
+                            .collect();
+                        if named.is_empty() {
+                            banners.push(f.summary());
+                        } else {
+                            // The product line comes first, whatever else is known.
+                            details.insert(0, named.join(" "));
+                        }
                     }
                     _ => details.push(f.summary()),
                 }
