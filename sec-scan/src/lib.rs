@@ -66,6 +66,9 @@
 //! | [`signature`] | the signature file format, the built-in set, one-pass matching |
 //! | [`task`] | `ScanTask`, `ScanResult`, the priority queue and executor |
 //! | [`pipeline`] | a whole scan, and the executor's `LocalRunner` |
+//! | [`cpe`] | CPE 2.3 names: both bindings, NISTIR 7696 matching, normalising detected names |
+//! | [`version`] | version orders: dpkg's (`DebVersion`) and the generic one for NVD bounds |
+//! | [`vulndb`] | the offline CVE database (NVD, OSV, KEV, EPSS in SQLite) and the service matcher |
 //! | [`agent`] | the network agent: takes tasks from a vigil server over WebSocket, reports results until stored |
 //!
 //! Progress is reported through callbacks and channels; this crate never prints, never reads
@@ -74,6 +77,7 @@
 pub mod access;
 pub mod agent;
 pub mod banner;
+pub mod cpe;
 pub mod error;
 pub mod finding;
 pub mod http;
@@ -86,6 +90,8 @@ pub mod signature;
 pub mod target;
 pub mod task;
 pub mod tls;
+pub mod version;
+pub mod vulndb;
 
 pub use access::{AccessChecker, AccessConfig};
 pub use banner::{BannerConfig, BannerGrabber};
