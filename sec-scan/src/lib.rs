@@ -68,6 +68,9 @@
 //! | [`signature`] | the signature file format, the built-in set, one-pass matching |
 //! | [`task`] | `ScanTask`, `ScanResult`, the priority queue and executor |
 //! | [`pipeline`] | a whole scan, and the executor's `LocalRunner` |
+//! | [`cpe`] | CPE 2.3 names: both bindings, NISTIR 7696 matching, normalising detected names |
+//! | [`version`] | version orders: dpkg's (`DebVersion`) and the generic one for NVD bounds |
+//! | [`vulndb`] | the offline CVE database (NVD, OSV, KEV, EPSS in SQLite) and the service matcher |
 //! | [`agent`] | the network agent: takes tasks from a vigil server over WebSocket, reports results until stored |
 //!
 //! Progress is reported through callbacks and channels; this crate never prints, never reads
@@ -76,6 +79,7 @@
 pub mod access;
 pub mod agent;
 pub mod banner;
+pub mod cpe;
 pub mod distro;
 pub mod error;
 pub mod finding;
@@ -90,6 +94,8 @@ pub mod signature;
 pub mod target;
 pub mod task;
 pub mod tls;
+pub mod version;
+pub mod vulndb;
 
 pub use access::{AccessChecker, AccessConfig};
 pub use banner::{BannerConfig, BannerGrabber};

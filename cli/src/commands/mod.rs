@@ -7,6 +7,7 @@
 mod agent;
 mod completions;
 mod config;
+mod cvedb;
 mod events;
 mod geodb;
 mod imagery;
@@ -38,6 +39,8 @@ pub enum Command {
     Geodb(geodb::Args),
     /// Scan authorised hosts: ports, banners, TLS, HTTP, threat signatures.
     Scan(scan::Args),
+    /// Import into, inspect or query the offline vulnerability database (NVD, OSV, KEV, EPSS).
+    Cvedb(cvedb::Args),
     /// List threat signatures, or check a signature file.
     Signatures(signatures::Args),
     /// Google Street View: links, signed Static API URLs, free metadata, cost.
@@ -66,5 +69,6 @@ pub fn run(command: Command, config_file: Option<&std::path::Path>) -> anyhow::R
         Command::Signatures(args) => signatures::run(args),
         Command::Locate(args) => locate::run(args),
         Command::Geodb(args) => geodb::run(args),
+        Command::Cvedb(args) => cvedb::run(args),
     }
 }
