@@ -65,6 +65,47 @@ pub fn from_text(text: &str) -> Option<PackageEvidence> {
     })
 }
 
+/// Whether `text` (a banner, an SSH identification line, an HTTP `Server:` value) says the
+/// software is a distribution's build — Debian's `Debian-2+deb12u10`, `Apache/2.4.57 (Ubuntu)`,
+/// a Red Hat `el9` release, and the like. Distributions backport fixes without changing the
+/// upstream version, so a version read from such a banner cannot decide a CVE alone.
+pub fn names_distribution(text: &str) -> bool {
+    if from_text(text).is_some()
+        || from_ssh_ident(text).is_some()
+        || from_server_header(text).is_some()
+    {
+        return true;
+    }
+    let lower = text.to_ascii_lowercase();
+    const NAMES: [&str; 16] = [
+        "debian",
+        "ubuntu",
+        "raspbian",
+        "red hat",
+        "redhat",
+        "centos",
+        "fedora",
+        "suse",
+        "rocky",
+        "almalinux",
+        "amazon linux",
+        "amzn",
+        "oracle linux",
+        "alpine",
+        "freebsd",
+        "+deb",
+    ];
+    if NAMES.iter().any(|n| lower.contains(n)) {
+        return true;
+    }
+    // Red Hat family release tags: `.el9`, `.el8_6`, `-el7`.
+    lower.match_indices("el").any(|(at, _)| {
+        let before = lower[..at].chars().next_back();
+        let after = lower[at + 2..].chars().next();
+        matches!(before, Some('.' | '-' | '+' | '_')) && after.is_some_and(|c| c.is_ascii_digit())
+    })
+}
+
 /// Evidence from an SSH identification line, e.g. `SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10`.
 pub fn from_ssh_ident(line: &str) -> Option<PackageEvidence> {
     let line = line.trim_end_matches(['\r', '\n']);
@@ -192,6 +233,31 @@ fn is_ubuntu_lts(release: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn distribution_builds_are_recognised() {
+        for yes in [
+            "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10",
+            "SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.10",
+            "Apache/2.4.57 (Debian)",
+            "Apache/2.4.37 (Red Hat Enterprise Linux)",
+            "Apache/2.4.6 (CentOS) OpenSSL/1.0.2k-fips",
+            "SSH-2.0-OpenSSH_8.0 (openssh-8.0p1-19.el8_8)",
+            "nginx/1.20.1 (Ubuntu)",
+        ] {
+            assert!(names_distribution(yes), "{yes}");
+        }
+        for no in [
+            "SSH-2.0-OpenSSH_9.2p1",
+            "nginx/1.22.1",
+            "Apache/2.4.58 (Unix)",
+            "SSH-2.0-OpenSSH_9.8",
+            "lighttpd/1.4.69",
+            "Microsoft-IIS/10.0",
+        ] {
+            assert!(!names_distribution(no), "{no}");
+        }
+    }
 
     #[test]
     fn debian_openssh_banners_give_the_dpkg_version_and_release() {

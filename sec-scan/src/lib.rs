@@ -112,10 +112,11 @@ pub use scope::{
     Scope, ScopeViolation, SystemResolver, embedded_ipv4,
 };
 pub use service::{DetectConfig, Detection, LoadReport, Method, ServiceProbes};
-pub use signature::{Severity, Signature, SignatureSet, Threat};
+pub use signature::{Severity, Signature, SignatureSet, Threat, VersionRule};
 pub use target::{AddressCount, Net, PortList, Target, canonical};
 pub use task::{
     Executor, ExecutorConfig, ExecutorHandle, Priority, ScanResult, ScanTask, TaskKind, TaskOutput,
     TaskRunner, TaskStatus,
 };
 pub use tls::{TlsChecker, TlsConfig, TlsReport};
+pub use vulndb::{VulnCheck, VulnDb};

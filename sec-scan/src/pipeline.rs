@@ -34,10 +34,12 @@ use crate::http::{HttpConfig, HttpProbe};
 use crate::portscan::{PortResult, PortScanConfig, PortScanner, PortState, ScanStats};
 use crate::scope::{Resolver, ScanHost, ScanPlan, Scope};
 use crate::service::{DetectConfig, ServiceProbes};
+use crate::signature::VersionRule;
 use crate::signature::{SignatureSet, Threat};
 use crate::target::{PortList, Target};
 use crate::task::{ScanTask, TaskKind, TaskOutput, TaskRunner};
 use crate::tls::{TlsChecker, TlsConfig};
+use crate::vulndb::VulnCheck;
 
 /// Ports where TLS is usual.
 const TLS_PORTS: [u16; 10] = [443, 465, 636, 853, 989, 990, 993, 995, 5986, 8443];
@@ -72,6 +74,10 @@ pub struct ScanOptions {
     pub probes: Arc<ServiceProbes>,
     /// Detection settings: intensity (0–9, default 7), time budget per port.
     pub detect: DetectConfig,
+    /// Match detected services against an offline vulnerability database (CVE threats).
+    /// When set, signatures that judge versions step aside for it
+    /// ([`crate::signature::VersionRule::StepAside`]). Default none.
+    pub vulns: Option<VulnCheck>,
 }
 
 impl Default for ScanOptions {
@@ -89,6 +95,7 @@ impl Default for ScanOptions {
             check_concurrency: 32,
             probes: ServiceProbes::builtin(),
             detect: DetectConfig::default(),
+            vulns: None,
         }
     }
 }
@@ -290,7 +297,17 @@ impl Pipeline {
             }
         }
         findings.sort_by_key(|f| (f.addr, f.port));
-        let threats = signatures.match_findings(&findings);
+        let threats = match &o.vulns {
+            None => signatures.match_findings(&findings),
+            Some(check) => {
+                let mut threats = signatures.match_findings_with(&findings, VersionRule::StepAside);
+                let (cves, failed) = check.threats(&findings);
+                threats.extend(cves);
+                errors.extend(failed);
+                crate::signature::sort_threats(&mut threats);
+                threats
+            }
+        };
         Ok(ScanReport {
             hosts: plan.hosts().to_vec(),
             ports_per_host: plan.ports().len(),

@@ -18,7 +18,24 @@
 //! remediation = "Disable diffie-hellman-group1-sha1 in sshd_config (KexAlgorithms)."
 //! references = ["CVE-2015-4000", "https://weakdh.org/"]   # optional
 //! description = "..."                       # optional
+//! version_check = false                     # optional: the signature judges a product version
 //! ```
+//!
+//! # Signatures that judge a version
+//!
+//! A signature with `version_check = true` (the built-in `openssh-outdated`,
+//! `openssh-regresshion`, `apache-outdated`, `apache-path-traversal`, `nginx-outdated`) reads a
+//! product version from a banner. Distributions backport fixes without changing the upstream
+//! version: Debian's `OpenSSH_9.2p1 Debian-2+deb12u10` is not affected by regreSSHion, although
+//! 9.2p1 upstream is. Such signatures follow the rule of the vulnerability matcher
+//! ([`crate::vulndb`]) — [`VersionRule`]:
+//!
+//! - the matched finding names no distribution: the threat stands, `confidence: confirmed`;
+//! - it names one ([`crate::distro::names_distribution`]): `confidence: unverified`, reported at
+//!   `info` — or at the signature's severity under [`VersionRule::Paranoid`] (Nessus's rule for
+//!   backported packages);
+//! - [`VersionRule::StepAside`]: not evaluated at all, because a vulnerability database is
+//!   loaded and the matcher decides versions with the distribution's own data.
 //!
 //! Unknown keys, unknown kinds, fields that the kind does not have, duplicate ids and bad
 //! regexes are errors that name the line.
@@ -132,10 +149,29 @@ pub struct Signature {
     pub references: Vec<String>,
     /// Longer explanation.
     pub description: Option<String>,
+    /// The signature judges a product version from a banner (see the module docs).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub version_check: bool,
 }
 
+/// What signatures with `version_check = true` do (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VersionRule {
+    /// A banner that names a distribution gives an `unverified` threat at `info`.
+    #[default]
+    Default,
+    /// A banner that names a distribution gives an `unverified` threat at the signature's
+    /// severity (`--paranoid`).
+    Paranoid,
+    /// Version signatures are not evaluated: a vulnerability database decides versions.
+    StepAside,
+}
+
+/// How sure a threat is.
+pub use crate::vulndb::Confidence;
+
 /// A signature that matched a finding: the verdict shown to the operator.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Threat {
     /// Signature id.
     pub signature_id: String,
@@ -159,6 +195,14 @@ pub struct Threat {
     pub remediation: String,
     /// CVEs and links.
     pub references: Vec<String>,
+    /// How sure the threat is: set for version judgements (version signatures and CVE
+    /// matches), absent for configuration findings, which are observed directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<Confidence>,
+    /// The CVE's facts (CVSS, KEV, EPSS, evidence) for a threat from the vulnerability
+    /// database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cve: Option<Box<crate::vulndb::CveThreat>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -184,6 +228,8 @@ struct RawSignature {
     #[serde(default)]
     references: Vec<String>,
     description: Option<String>,
+    #[serde(default)]
+    version_check: bool,
 }
 
 /// The signatures of one `(kind, field)`, compiled.
@@ -227,9 +273,43 @@ impl Group {
 pub struct SignatureSet {
     signatures: Vec<Signature>,
     groups: HashMap<Kind, Vec<Group>>,
+    version_rule: VersionRule,
 }
 
 const BUILTIN: &str = include_str!("../signatures/default.toml");
+
+/// Sorts threats as scans report them: most severe first, then KEV-listed CVEs, then by EPSS
+/// score, then by address and port.
+pub fn sort_threats(threats: &mut [Threat]) {
+    let kev = |t: &Threat| t.cve.as_ref().is_some_and(|c| c.kev.is_some());
+    let epss = |t: &Threat| {
+        t.cve
+            .as_ref()
+            .and_then(|c| c.epss.as_ref())
+            .map_or(0.0, |e| e.score)
+    };
+    threats.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(kev(b).cmp(&kev(a)))
+            .then(epss(b).total_cmp(&epss(a)))
+            .then(a.addr.cmp(&b.addr))
+            .then(a.port.cmp(&b.port))
+    });
+}
+
+/// Whether the finding a version signature matched says it is a distribution's build.
+fn names_distribution(finding: &Finding, evidence: &str) -> bool {
+    match &finding.detail {
+        crate::finding::Detail::Banner {
+            distro: Some(_), ..
+        } => true,
+        crate::finding::Detail::Banner { text, .. } => {
+            crate::distro::names_distribution(text) || crate::distro::names_distribution(evidence)
+        }
+        _ => crate::distro::names_distribution(evidence),
+    }
+}
 
 impl SignatureSet {
     /// The built-in default set (see `signatures/default.toml` in this crate).
@@ -343,6 +423,7 @@ impl SignatureSet {
                 remediation: r.remediation,
                 references: r.references,
                 description: r.description,
+                version_check: r.version_check,
             });
         }
         SignatureSet::compile(signatures, origin)
@@ -440,7 +521,22 @@ impl SignatureSet {
                 literal_ci_ids,
             });
         }
-        Ok(SignatureSet { signatures, groups })
+        Ok(SignatureSet {
+            signatures,
+            groups,
+            version_rule: VersionRule::Default,
+        })
+    }
+
+    /// These signatures with `rule` for the ones that judge versions.
+    pub fn with_version_rule(mut self, rule: VersionRule) -> SignatureSet {
+        self.version_rule = rule;
+        self
+    }
+
+    /// The rule for signatures that judge versions.
+    pub fn version_rule(&self) -> VersionRule {
+        self.version_rule
     }
 
     /// The signatures, in file order.
@@ -461,6 +557,11 @@ impl SignatureSet {
     /// The threats one finding raises: each matching signature once, with the first value
     /// that matched as evidence.
     pub fn match_finding(&self, finding: &Finding) -> Vec<Threat> {
+        self.match_finding_with(finding, self.version_rule)
+    }
+
+    /// [`SignatureSet::match_finding`] with `rule` for version signatures instead of the set's.
+    pub fn match_finding_with(&self, finding: &Finding, rule: VersionRule) -> Vec<Threat> {
         let kind = finding.kind();
         let Some(groups) = self.groups.get(&kind) else {
             return Vec::new();
@@ -480,12 +581,25 @@ impl SignatureSet {
         });
         hits.sort_by_key(|(i, _, _)| *i);
         hits.into_iter()
-            .map(|(i, evidence, field)| {
+            .filter_map(|(i, evidence, field)| {
                 let s = &self.signatures[i];
-                Threat {
+                let (severity, confidence) = if !s.version_check {
+                    (s.severity, None)
+                } else if rule == VersionRule::StepAside {
+                    return None;
+                } else if names_distribution(finding, &evidence) {
+                    let severity = match rule {
+                        VersionRule::Paranoid => s.severity,
+                        _ => Severity::Info,
+                    };
+                    (severity, Some(Confidence::Unverified))
+                } else {
+                    (s.severity, Some(Confidence::Confirmed))
+                };
+                Some(Threat {
                     signature_id: s.id.clone(),
                     name: s.name.clone(),
-                    severity: s.severity,
+                    severity,
                     host: finding.host.clone(),
                     addr: finding.addr,
                     port: finding.port,
@@ -494,7 +608,9 @@ impl SignatureSet {
                     evidence,
                     remediation: s.remediation.clone(),
                     references: s.references.clone(),
-                }
+                    confidence,
+                    cve: None,
+                })
             })
             .collect()
     }
@@ -504,18 +620,22 @@ impl SignatureSet {
         &self,
         findings: impl IntoIterator<Item = &'a Finding>,
     ) -> Vec<Threat> {
+        self.match_findings_with(findings, self.version_rule)
+    }
+
+    /// [`SignatureSet::match_findings`] with `rule` for version signatures.
+    pub fn match_findings_with<'a>(
+        &self,
+        findings: impl IntoIterator<Item = &'a Finding>,
+        rule: VersionRule,
+    ) -> Vec<Threat> {
         let mut seen = HashSet::new();
         let mut out: Vec<Threat> = findings
             .into_iter()
-            .flat_map(|f| self.match_finding(f))
+            .flat_map(|f| self.match_finding_with(f, rule))
             .filter(|t| seen.insert((t.signature_id.clone(), t.addr, t.port)))
             .collect();
-        out.sort_by(|a, b| {
-            b.severity
-                .cmp(&a.severity)
-                .then(a.addr.cmp(&b.addr))
-                .then(a.port.cmp(&b.port))
-        });
+        sort_threats(&mut out);
         out
     }
 }
@@ -542,6 +662,87 @@ mod tests {
             port: Some(22),
             detail,
         }
+    }
+
+    fn ssh(version: &str) -> Finding {
+        finding(Detail::Ssh {
+            version: version.into(),
+            kex: vec![],
+            host_key: vec![],
+            cipher: vec![],
+            mac: vec![],
+        })
+    }
+
+    fn regresshion(set: &SignatureSet, version: &str, rule: VersionRule) -> Option<Threat> {
+        set.match_finding_with(&ssh(version), rule)
+            .into_iter()
+            .find(|t| t.signature_id == "openssh-regresshion")
+    }
+
+    #[test]
+    fn version_signatures_follow_the_distribution_rule() {
+        let set = SignatureSet::builtin();
+        // Upstream builds: the version decides.
+        for v in [
+            "SSH-2.0-OpenSSH_9.2p1",
+            "SSH-2.0-OpenSSH_8.5p1",
+            "SSH-2.0-OpenSSH_9.7p1",
+            "SSH-2.0-OpenSSH_4.3p2",
+            "SSH-1.99-OpenSSH_3.9p1",
+        ] {
+            let t = regresshion(&set, v, VersionRule::Default).unwrap_or_else(|| panic!("{v}"));
+            assert_eq!(
+                (t.severity, t.confidence),
+                (Severity::High, Some(Confidence::Confirmed)),
+                "{v}"
+            );
+        }
+        for v in [
+            "SSH-2.0-OpenSSH_9.8p1",
+            "SSH-2.0-OpenSSH_8.4p1",
+            "SSH-2.0-OpenSSH_4.4p1",
+            "SSH-2.0-OpenSSH_10.0",
+        ] {
+            assert!(regresshion(&set, v, VersionRule::Default).is_none(), "{v}");
+        }
+        // Debian's patched build: unverified at info, or at its severity when paranoid.
+        let debian = "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10";
+        let t = regresshion(&set, debian, VersionRule::Default).expect("reported");
+        assert_eq!(
+            (t.severity, t.confidence),
+            (Severity::Info, Some(Confidence::Unverified))
+        );
+        let t = regresshion(&set, debian, VersionRule::Paranoid).expect("reported");
+        assert_eq!(
+            (t.severity, t.confidence),
+            (Severity::High, Some(Confidence::Unverified))
+        );
+        // A vulnerability database decides instead.
+        assert!(regresshion(&set, debian, VersionRule::StepAside).is_none());
+        assert!(regresshion(&set, "SSH-2.0-OpenSSH_9.2p1", VersionRule::StepAside).is_none());
+        // Configuration signatures are untouched by the rule.
+        let weak = finding(Detail::Ssh {
+            version: debian.into(),
+            kex: vec!["diffie-hellman-group1-sha1".into()],
+            host_key: vec![],
+            cipher: vec![],
+            mac: vec![],
+        });
+        let kex = set
+            .match_finding_with(&weak, VersionRule::StepAside)
+            .into_iter()
+            .find(|t| t.signature_id == "ssh-weak-kex")
+            .expect("kex");
+        assert_eq!((kex.severity, kex.confidence), (Severity::High, None));
+        // The set's own rule applies to match_finding.
+        let paranoid = SignatureSet::builtin().with_version_rule(VersionRule::Paranoid);
+        assert!(
+            paranoid
+                .match_finding(&ssh(debian))
+                .iter()
+                .any(|t| t.signature_id == "openssh-regresshion" && t.severity == Severity::High)
+        );
     }
 
     #[test]

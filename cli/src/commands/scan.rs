@@ -17,10 +17,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use sec_scan::vulndb::MatchOptions;
 use sec_scan::{
     Detail, DetectConfig, LoadReport, Pipeline, PortList, PortScanConfig, PortState, ScanEvent,
     ScanOptions, ScanReport, Scope, ServiceProbes, Severity, SignatureSet, SystemResolver, Target,
 };
+use sec_scan::{VersionRule, VulnCheck, VulnDb};
 use tokio_util::sync::CancellationToken;
 
 /// Scan TCP ports, banners, TLS and HTTP of authorised targets and match threat signatures.
@@ -57,6 +59,22 @@ pub struct Args {
     #[arg(long, default_value_t = 7, value_name = "0-9",
           value_parser = clap::value_parser!(u8).range(0..=9))]
     intensity: u8,
+    /// Match detected services against the offline vulnerability database (`vigil cvedb
+    /// import`) in `--data-dir`: CVE threats with CVSS, KEV and EPSS. Implies --banners.
+    #[arg(long)]
+    vulns: bool,
+    /// Report CVE matches on distribution builds that the distribution's own data cannot
+    /// decide (backports) at their CVSS severity instead of `info` (Nessus's paranoid mode).
+    #[arg(long)]
+    paranoid: bool,
+    /// Data directory holding the vulnerability database (`cvedb.sqlite`).
+    #[arg(
+        long,
+        default_value = "./vigil-data",
+        env = "VIGIL_DATA_DIR",
+        value_name = "DIR"
+    )]
+    data_dir: PathBuf,
     /// Check TLS certificates and protocols.
     #[arg(long)]
     tls: bool,
@@ -167,7 +185,11 @@ fn scan(args: Args) -> anyhow::Result<ExitCode> {
         ports = ports.without(&ex.parse()?)?;
     }
     let scope = Scope::from_targets(&targets)?.with_excludes(&args.exclude)?;
-    let signatures = load_signatures(&args)?;
+    let signatures = load_signatures(&args)?.with_version_rule(if args.paranoid {
+        VersionRule::Paranoid
+    } else {
+        VersionRule::Default
+    });
     if args.plan {
         return print_plan(&scope, &targets, ports, args.json);
     }
@@ -180,7 +202,28 @@ fn scan(args: Args) -> anyhow::Result<ExitCode> {
             load_summary(args.service_probes.as_deref(), probes.report())
         );
     }
+    let vulns = if args.vulns {
+        let file = args.data_dir.join(VulnDb::FILE_NAME);
+        if !file.exists() {
+            anyhow::bail!(
+                "--vulns: no vulnerability database at {} (import feeds with `vigil cvedb import FILE... --data-dir {}`)",
+                file.display(),
+                args.data_dir.display()
+            );
+        }
+        let db = VulnDb::open_file(&file)
+            .with_context(|| format!("opening the vulnerability database {}", file.display()))?;
+        Some(VulnCheck::new(
+            db,
+            MatchOptions {
+                paranoid: args.paranoid,
+            },
+        ))
+    } else {
+        None
+    };
     let options = ScanOptions {
+        vulns,
         probes,
         detect: DetectConfig {
             intensity: args.intensity,
@@ -193,7 +236,7 @@ fn scan(args: Args) -> anyhow::Result<ExitCode> {
             rate: args.rate,
             ..PortScanConfig::default()
         },
-        banners: args.banners,
+        banners: args.banners || args.vulns,
         tls: args.tls,
         http: args.http,
         access_checks: args.access_checks,
@@ -542,9 +585,47 @@ fn print_human(report: &ScanReport) -> anyhow::Result<()> {
                 t.field,
                 t.evidence
             )?;
+            if let Some(cve) = &t.cve {
+                let mut facts = Vec::new();
+                if let Some(c) = &cve.cvss {
+                    facts.push(format!("CVSS {} {:.1}", c.version, c.score));
+                }
+                if let Some(k) = &cve.kev {
+                    facts.push(format!(
+                        "KEV (added {}, due {})",
+                        k.date_added.as_deref().unwrap_or("?"),
+                        k.due_date.as_deref().unwrap_or("?")
+                    ));
+                }
+                if let Some(e) = &cve.epss {
+                    facts.push(format!(
+                        "EPSS {:.1} % (percentile {:.0})",
+                        e.score * 100.0,
+                        e.percentile * 100.0
+                    ));
+                }
+                facts.push(format!("{:?}", cve.confidence).to_lowercase());
+                writeln!(out, "             {}", facts.join(" · "))?;
+            } else if t.confidence == Some(sec_scan::vulndb::Confidence::Unverified) {
+                writeln!(
+                    out,
+                    "             unverified: a distribution build, which may carry the fix (--paranoid reports it at its severity)"
+                )?;
+            }
             writeln!(out, "             fix: {}", t.remediation)?;
             if !t.references.is_empty() {
-                writeln!(out, "             see: {}", t.references.join(", "))?;
+                let shown: Vec<&str> = t.references.iter().take(3).map(String::as_str).collect();
+                let more = t.references.len() - shown.len();
+                writeln!(
+                    out,
+                    "             see: {}{}",
+                    shown.join(", "),
+                    if more > 0 {
+                        format!(" (+{more} more with --json)")
+                    } else {
+                        String::new()
+                    }
+                )?;
             }
         }
     } else {

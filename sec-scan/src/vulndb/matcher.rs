@@ -229,6 +229,8 @@ impl CveThreat {
             evidence: self.reason.chars().take(200).collect(),
             remediation,
             references,
+            confidence: Some(self.confidence),
+            cve: Some(Box::new(self.clone())),
         }
     }
 }

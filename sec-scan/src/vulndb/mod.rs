@@ -43,6 +43,7 @@ mod kev;
 pub mod matcher;
 mod nvd;
 mod osv;
+pub mod scan;
 mod source;
 pub mod stream;
 
@@ -57,6 +58,7 @@ pub use matcher::{
     Confidence, CveThreat, CvssInfo, EpssInfo, Evidence, KevInfo, MatchOptions, MatchSource,
     ServiceQuery,
 };
+pub use scan::{VulnCheck, query_of};
 pub use source::Format;
 
 /// Records written per transaction.
