@@ -56,6 +56,10 @@ pub struct ServeFile {
     pub tile_attribution: Option<String>,
     /// A local Leaflet `dist` directory.
     pub leaflet_dir: Option<PathBuf>,
+    /// The vulnerability database `vuln_scan` results are matched against.
+    pub cvedb: Option<PathBuf>,
+    /// Report unverified CVE matches at their CVSS severity.
+    pub paranoid: Option<bool>,
     /// Seconds a client has to send a whole request head.
     pub header_read_timeout: Option<f64>,
     /// Seconds an idle keep-alive connection stays open.

@@ -88,6 +88,13 @@ pub struct ServerConfig {
     pub geo: crate::geolocate::GeoConfig,
     /// What may be scanned.
     pub scope: Vec<String>,
+    /// The vulnerability database (`sec_scan::VulnDb`) that `vuln_scan` results are matched
+    /// against on the server, whichever agent ran them. `None`: `<data_dir>/cvedb.sqlite` when
+    /// that file exists, else no matching (version signatures judge alone). A named file that
+    /// does not exist is an error at start.
+    pub cvedb: Option<PathBuf>,
+    /// Report CVE matches that distribution data cannot decide at their CVSS severity.
+    pub paranoid: bool,
     /// Tasks the in-process agent runs at once; `None` turns it off.
     pub local_agent: Option<usize>,
     /// Demo mode: weak loopback services, scans of them and simulated activity (the crate's
@@ -135,6 +142,8 @@ impl Default for ServerConfig {
             imagery: crate::imagery::ImageryConfig::default(),
             geo: crate::geolocate::GeoConfig::default(),
             scope: Vec::new(),
+            cvedb: None,
+            paranoid: false,
             local_agent: Some(4),
             demo: false,
             agent_lease: Duration::from_secs(30),

@@ -26,7 +26,8 @@ use chrono::{DateTime, Utc};
 use event_bus::{Bus, EventDraft, Severity};
 use parking_lot::Mutex;
 use sec_scan::{
-    PortList, Priority, Resolver, ScanResult, ScanTask, Scope, Target, TaskKind, TaskStatus, Threat,
+    PortList, Priority, Resolver, ScanResult, ScanTask, Scope, Target, TaskKind, TaskStatus,
+    Threat, VulnCheck,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -290,6 +291,9 @@ pub struct OrchestratorConfig {
     pub max_agents_per_token: usize,
     /// Agent ids the server holds; past it, the agent offline the longest is forgotten.
     pub max_agents: usize,
+    /// The vulnerability database `vuln_scan` results are matched against, here on the server
+    /// (agents need none): version signatures step aside and CVE threats are added.
+    pub vulns: Option<VulnCheck>,
 }
 
 impl Default for OrchestratorConfig {
@@ -299,6 +303,7 @@ impl Default for OrchestratorConfig {
             max_targets: 256,
             max_agents_per_token: 256,
             max_agents: 10_000,
+            vulns: None,
         }
     }
 }
@@ -973,6 +978,13 @@ impl Orchestrator {
             result.target = task.task.target.clone();
             result.agent_id = agent_id.to_owned();
         }
+        if result.kind == TaskKind::VulnScan
+            && let Some(check) = self.config.vulns.clone()
+        {
+            result = tokio::task::spawn_blocking(move || match_vulns(&check, result))
+                .await
+                .map_err(|e| ResultRefused::Storage(format!("vulnerability matching: {e}")))?;
+        }
         let alerts: Vec<AlertRow> = result
             .threats
             .iter()
@@ -1074,6 +1086,7 @@ impl Orchestrator {
                 "signature_id": threat.signature_id, "name": threat.name, "severity": threat.severity,
                 "host": threat.host, "port": threat.port, "evidence": threat.evidence,
                 "remediation": threat.remediation, "references": threat.references,
+                "confidence": threat.confidence, "cve": threat.cve.as_deref().map(cve_view),
             });
             self.publish("threat_detected", "alerts", severity, data.clone());
             if severity == Severity::Critical {
@@ -1480,4 +1493,47 @@ impl Orchestrator {
         counts.3 = inner.agents.values().filter(|a| a.link.is_some()).count();
         counts
     }
+}
+
+/// A CVE threat's facts as alert events carry them (the dashboard's badges).
+fn cve_view(cve: &sec_scan::vulndb::CveThreat) -> Value {
+    json!({
+        "id": cve.cve,
+        "cvss": cve.cvss.as_ref().map(|c| json!({"version": c.version, "score": c.score, "vector": c.vector})),
+        "kev": cve.kev.as_ref().map(|k| json!({
+            "date_added": k.date_added, "due_date": k.due_date,
+            "ransomware": k.ransomware.as_deref() == Some("Known"),
+        })),
+        "epss": cve.epss.as_ref().map(|e| json!({"score": e.score, "percentile": e.percentile})),
+        "confidence": cve.confidence,
+        "source": cve.source,
+        "evidence": cve.evidence,
+    })
+}
+
+/// Banner findings of one result matched against the database, at most: a result is bounded by
+/// the message size, this bounds the work one agent can ask of the server.
+const MAX_MATCHED_FINDINGS: usize = 1_024;
+
+/// Replaces a `vuln_scan` result's version judgements by the database's: threats of version
+/// signatures (they carry a confidence but no CVE) go, CVE threats come.
+fn match_vulns(check: &VulnCheck, mut result: ScanResult) -> ScanResult {
+    result
+        .threats
+        .retain(|t| !(t.confidence.is_some() && t.cve.is_none()));
+    result.threats.retain(|t| t.cve.is_none());
+    let banners: Vec<sec_scan::Finding> = result
+        .findings
+        .iter()
+        .filter(|f| sec_scan::vulndb::query_of(f).is_some())
+        .take(MAX_MATCHED_FINDINGS)
+        .cloned()
+        .collect();
+    let (cves, errors) = check.threats(&banners);
+    for e in errors {
+        tracing::warn!(task = %result.task_id, "{e}");
+    }
+    result.threats.extend(cves);
+    sec_scan::signature::sort_threats(&mut result.threats);
+    result
 }

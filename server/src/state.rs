@@ -160,6 +160,7 @@ impl AppState {
                     .map_err(|e| crate::Error::Config(format!("scope: {e}")))?,
             )
         };
+        let vulns = open_vulns(&config)?;
         let orchestrator = Arc::new(Orchestrator::new(
             bus.clone(),
             store.clone(),
@@ -169,6 +170,7 @@ impl AppState {
                 lease: config.agent_lease,
                 max_agents_per_token: config.max_agents_per_token,
                 max_agents: config.max_agents,
+                vulns,
                 ..OrchestratorConfig::default()
             },
         )?);
@@ -355,4 +357,35 @@ impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         self.state.inner.connections.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// The vulnerability database `vuln_scan` results are matched against: the configured file,
+/// or `<data_dir>/cvedb.sqlite` when it exists.
+fn open_vulns(config: &ServerConfig) -> crate::Result<Option<sec_scan::VulnCheck>> {
+    let (path, named) = match &config.cvedb {
+        Some(p) => (p.clone(), true),
+        None => (config.data_dir.join(sec_scan::VulnDb::FILE_NAME), false),
+    };
+    if !path.exists() {
+        if named {
+            return Err(crate::Error::Config(format!(
+                "the vulnerability database {} does not exist (create it with `vigil cvedb import`)",
+                path.display()
+            )));
+        }
+        return Ok(None);
+    }
+    let db = sec_scan::VulnDb::open_file(&path).map_err(|e| {
+        crate::Error::Config(format!(
+            "the vulnerability database {}: {e}",
+            path.display()
+        ))
+    })?;
+    tracing::info!(path = %path.display(), "vuln_scan results are matched against this vulnerability database");
+    Ok(Some(sec_scan::VulnCheck::new(
+        db,
+        sec_scan::vulndb::MatchOptions {
+            paranoid: config.paranoid,
+        },
+    )))
 }

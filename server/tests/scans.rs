@@ -282,6 +282,125 @@ async fn ports_are_a_specification_or_a_list_of_numbers() {
     server.stop().await;
 }
 
+/// A vulnerability database holding the regreSSHion facts (NVD, Debian's DSA-5724-1, KEV,
+/// EPSS): the fixtures of sec-scan's own tests.
+fn cvedb(dir: &std::path::Path) -> std::path::PathBuf {
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sec-scan/tests/fixtures/vuln");
+    let mut db = sec_scan::VulnDb::open(dir).expect("a database");
+    for f in [
+        "nvdcve-2.0-sample.json",
+        "osv-debian",
+        "known_exploited_vulnerabilities.json",
+        "epss_scores-sample.csv",
+    ] {
+        db.import_path(&fixtures.join(f), &mut |_| {})
+            .unwrap_or_else(|e| panic!("{f}: {e}"));
+    }
+    dir.join(sec_scan::VulnDb::FILE_NAME)
+}
+
+#[tokio::test]
+async fn vuln_scan_results_are_matched_on_the_server_with_the_distributions_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(ServerConfig {
+        cvedb: Some(cvedb(dir.path())),
+        ..scoped(None)
+    })
+    .await;
+    let operator = server.token(Role::Operator);
+    let (mut watcher, _) = server.connect_as(&server.token(Role::Viewer)).await;
+    send(
+        &mut watcher,
+        json!({"type": "subscribe", "rooms": ["alerts"]}),
+    )
+    .await;
+    assert_eq!(recv(&mut watcher).await["of"], "subscribe");
+
+    let (mut agent, _) = server.connect_as(&server.token(Role::Agent)).await;
+    send(&mut agent, json!({"type": "register_agent", "name": "vulns", "capabilities": ["vuln_scan"], "max_concurrent": 1})).await;
+    let agent_id = recv(&mut agent).await["agent_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, accepted) = call(
+        &server.state,
+        "POST",
+        "/api/scans",
+        &operator,
+        Some(json!({"targets": ["127.0.0.1"], "scan_types": ["vuln_scan"], "ports": [22, 2222]})),
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    let task = recv(&mut agent).await["task"].clone();
+    assert_eq!(task["kind"], "vuln_scan");
+
+    // The agent has no database: it reports what it detected, and its own signature's
+    // judgement of the version, which the server's data replaces.
+    let banner = |port: u16, revision: &str| {
+        json!({"host": "127.0.0.1", "addr": "127.0.0.1", "port": port, "kind": "banner",
+               "service": "ssh", "product": "OpenSSH", "version": "9.2p1",
+               "text": format!("SSH-2.0-OpenSSH_9.2p1 Debian-{revision}"),
+               "cpe": ["cpe:/a:openbsd:openssh:9.2p1", "cpe:/o:linux:linux_kernel"],
+               "distro": "debian", "ecosystem": "Debian:12", "package": "openssh",
+               "package_version": format!("1:9.2p1-{revision}")})
+    };
+    let mut result = result_for(
+        &task,
+        &agent_id,
+        json!([{"signature_id": "openssh-regresshion", "name": "regreSSHion", "severity": "info",
+                "host": "127.0.0.1", "addr": "127.0.0.1", "port": 22, "kind": "ssh", "field": "version",
+                "evidence": "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u2", "remediation": "Upgrade",
+                "references": [], "confidence": "unverified"}]),
+    );
+    result["findings"] = json!([banner(22, "2+deb12u2"), banner(2222, "2+deb12u10")]);
+    send(&mut agent, json!({"type": "scan_result", "result": result})).await;
+    assert_eq!(recv(&mut agent).await["of"], "scan_result");
+
+    let alert = wait_for(&mut watcher, 20, |f| {
+        f["event"]["kind"] == "threat_detected"
+    })
+    .await;
+    let data = &alert["event"]["data"];
+    assert_eq!(data["signature_id"], "CVE-2024-6387");
+    assert_eq!(data["port"], 22);
+    assert_eq!(data["confidence"], "confirmed");
+    assert_eq!(data["cve"]["id"], "CVE-2024-6387");
+    assert_eq!(data["cve"]["cvss"]["score"], 8.1);
+    assert!(data["cve"]["epss"]["score"].as_f64().is_some(), "{data}");
+
+    let id = accepted["scan_id"].as_str().unwrap();
+    let (_, scan) = call(
+        &server.state,
+        "GET",
+        &format!("/api/scans/{id}"),
+        &operator,
+        None,
+    )
+    .await;
+    let threats = scan["results"][0]["threats"].as_array().unwrap();
+    let found: Vec<(String, u64)> = threats
+        .iter()
+        .map(|t| {
+            (
+                t["signature_id"].as_str().unwrap().to_owned(),
+                t["port"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        vec![("CVE-2024-6387".to_owned(), 22)],
+        "deb12u10 carries Debian's fix; the version signature stepped aside"
+    );
+    assert_eq!(
+        threats[0]["cve"]["evidence"]["advisory"], "DSA-5724-1",
+        "{}",
+        threats[0]
+    );
+    server.stop().await;
+}
+
 /// A result as an agent would send it for `task`.
 fn result_for(task: &Value, agent_id: &str, threats: Value) -> Value {
     json!({

@@ -95,6 +95,17 @@ pub struct Args {
     #[arg(long, value_name = "DIR", env = "VIGIL_LEAFLET_DIR", hide_env = true)]
     leaflet_dir: Option<PathBuf>,
 
+    /// The vulnerability database (`vigil cvedb import`) that `vuln_scan` results are matched
+    /// against, on the server, whichever agent ran the scan [default: <data-dir>/cvedb.sqlite
+    /// when it exists; env VIGIL_CVEDB].
+    #[arg(long, value_name = "FILE", env = "VIGIL_CVEDB", hide_env = true)]
+    cvedb: Option<PathBuf>,
+
+    /// Report CVE matches on distribution builds that the distribution's data cannot decide at
+    /// their CVSS severity instead of `info` [env VIGIL_PARANOID].
+    #[arg(long)]
+    paranoid: bool,
+
     /// Seconds a client has to send a whole request head before its connection is closed
     /// [default: 10; env VIGIL_HEADER_READ_TIMEOUT].
     #[arg(
@@ -142,6 +153,8 @@ impl Args {
             tile_url: crate::config::env("VIGIL_TILE_URL"),
             tile_attribution: crate::config::env("VIGIL_TILE_ATTRIBUTION"),
             leaflet_dir: crate::config::env("VIGIL_LEAFLET_DIR").map(PathBuf::from),
+            cvedb: crate::config::env("VIGIL_CVEDB").map(PathBuf::from),
+            paranoid: false,
             header_read_timeout: crate::config::env_parse("VIGIL_HEADER_READ_TIMEOUT")
                 .ok()
                 .flatten(),
@@ -187,6 +200,11 @@ pub struct Settings {
     /// A local Leaflet.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leaflet_dir: Option<PathBuf>,
+    /// The vulnerability database named for `vuln_scan` matching.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cvedb: Option<PathBuf>,
+    /// Unverified CVE matches at their CVSS severity.
+    pub paranoid: bool,
     /// Seconds a client has to send a whole request head.
     pub header_read_timeout: f64,
     /// Seconds an idle keep-alive connection stays open.
@@ -250,6 +268,8 @@ pub fn settings(args: Args, layers: &Layers) -> anyhow::Result<Settings> {
             .tile_attribution
             .or_else(|| file.tile_attribution.clone()),
         leaflet_dir: args.leaflet_dir.or_else(|| file.leaflet_dir.clone()),
+        cvedb: args.cvedb.or_else(|| file.cvedb.clone()),
+        paranoid: switch(args.paranoid, "VIGIL_PARANOID", file.paranoid)?,
         header_read_timeout: args
             .header_read_timeout
             .or(file.header_read_timeout)
@@ -336,6 +356,8 @@ pub fn run(args: Args, layers: &Layers) -> anyhow::Result<ExitCode> {
         cookie_secure: settings.cookie_secure,
         scope: settings.scope.clone(),
         demo: settings.demo,
+        cvedb: settings.cvedb.clone(),
+        paranoid: settings.paranoid,
         local_agent: if settings.local_agent {
             ServerConfig::default().local_agent
         } else {
