@@ -18,7 +18,8 @@
 //!   (default 5 000), `tcpwrappedms` (default 2 000), `fallback a,b`.
 //! - `match` and `softmatch <service> m<d>pattern<d>[i][s] <templates>`: the pattern is kept as
 //!   the raw bytes between the delimiters (no escape processing: it is a regular expression);
-//!   templates are `p/ v/ i/ h/ o/ d/` with any delimiter, and `cpe:/…/` (always `/`), each
+//!   templates are `p/ v/ i/ h/ o/ d/` with any delimiter, and `cpe:/…/` (nmap's file also
+//!   writes `cpe:|…|`: any delimiter is read, the URI is `cpe:/` and what is inside), each
 //!   possibly followed by flag letters (nmap writes `a` after CPEs), which are read and ignored.
 //!
 //! Every problem is a [`ProbeFileError`] naming the line; nothing panics on any input.
@@ -338,9 +339,7 @@ fn parse_templates(mut s: &str) -> Result<Templates, String> {
     let mut t = Templates::default();
     while !s.is_empty() {
         let (value, used) = if let Some(cpe) = s.strip_prefix("cpe:") {
-            if !cpe.starts_with('/') {
-                return Err("a CPE template is written cpe:/…/".into());
-            }
+            // Written `cpe:/a:vendor:product/`; nmap's own file also has `cpe:|h:…|`.
             let (value, used, _) = delimited(cpe, "cpe")?;
             t.cpes.push(format!("cpe:/{value}"));
             (None, "cpe:".len() + used)
@@ -897,7 +896,11 @@ rarity 9
                 "unknown version template",
             ),
             ("Probe TCP A q||\nmatch ssh m|x| p/a/ p/b/", 2, "twice"),
-            ("Probe TCP A q||\nmatch ssh m|x| cpe:|a|", 2, "cpe:/"),
+            (
+                "Probe TCP A q||\nmatch ssh m|x| cpe:",
+                2,
+                "cpe: missing its delimiter",
+            ),
             ("Probe TCP A q||\nmatch ssh m|x| p/a", 2, "no closing"),
             ("Probe TCP A q||\nfallback ,", 2, "at least one"),
             ("Probe TCP A q||\nmagic on", 2, "unknown directive"),
