@@ -365,16 +365,19 @@ impl ServiceProbes {
         }
         let deadline = Instant::now() + config.port_budget;
         let mut state = State::default();
+        // A hard `ssl` match is kept while the probes run again inside TLS.
+        let mut plain_ssl_match = None;
         if let Some(found) = self.phase(addr, None, config, deadline, &mut state).await {
-            let ssl = found.service.as_deref() == Some("ssl");
-            if !(ssl && config.tls) {
+            if !(found.service.as_deref() == Some("ssl") && config.tls) {
                 return Ok(found);
             }
+            plain_ssl_match = Some(found);
         }
-        let plain_ssl = state
-            .soft
-            .as_ref()
-            .is_some_and(|(p, l, ..)| self.probes[*p].lines[*l].source.service == "ssl");
+        let plain_ssl = plain_ssl_match.is_some()
+            || state
+                .soft
+                .as_ref()
+                .is_some_and(|(p, l, ..)| self.probes[*p].lines[*l].source.service == "ssl");
         let reachable = state.last_error.is_none() || !state.first_reply.is_empty();
         if config.tls && reachable && (state.soft.is_none() || plain_ssl) {
             let plain = std::mem::take(&mut state);
@@ -389,14 +392,9 @@ impl ServiceProbes {
                 return Ok(found);
             }
             state = plain;
-            if state.first_reply.is_empty() && plain_ssl {
-                state.soft = None;
-                return Ok(Detection {
-                    service: Some("ssl".into()),
-                    method: Some(Method::Softmatch),
-                    ..Detection::default()
-                });
-            }
+        }
+        if let Some(found) = plain_ssl_match {
+            return Ok(found);
         }
         if let Some(found) = self.softmatched(&mut state, false) {
             return Ok(found);
