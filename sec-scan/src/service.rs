@@ -36,10 +36,26 @@
 //!    probes run again inside it (NULL first, then `sslports`).
 //! 5. Nothing matched at all: the port's usual service, with [`Method::PortTable`].
 //!
-//! `Exclude` ports are not probed (port table only). Each probe waits at most its
-//! `totalwaitms`, and a whole port at most [`DetectConfig::port_budget`] (default 20 s), so a
-//! scan's detection time is bounded whatever the file says. UDP probes are parsed and counted
-//! but never sent: vigil scans TCP only.
+//! Where vigil differs from nmap, on purpose:
+//!
+//! - Every probe opens its own connection (nmap sends its second probe on the NULL probe's
+//!   connection when that one is still open); it costs a connect, and no reply is mixed with
+//!   a greeting left unread.
+//! - Every CPE of a matching line is kept (nmap keeps one per part `a`/`h`/`o`).
+//! - `fallback` names that are no TCP probe are ignored and counted
+//!   ([`LoadReport::unknown_fallbacks`]: 2 in nmap 7.93's file).
+//!
+//! `Exclude` ports are not probed (port table only; there is no `--allports`). Each probe
+//! waits at most its `totalwaitms`, and a whole port at most [`DetectConfig::port_budget`]
+//! (default 20 s), so a scan's detection time is bounded whatever the file says. UDP probes are
+//! parsed and counted but never sent: vigil scans TCP only.
+//!
+//! # Cost
+//!
+//! Measured on the five Debian 12 daemons above (loopback, release build, 2 cores), all five
+//! ports at once: `vigil scan --banners` with the built-in file 2.6 s (its NULL probe waits
+//! 2.5 s for silent services), with nmap's file 13.4 s (2.6 s of it compiling 11 224
+//! patterns; nmap's NULL probe waits 6 s), `nmap -sV` 12.8 s.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
