@@ -307,3 +307,100 @@ fn a_user_signature_file_adds_threats() {
         .code(1)
         .stdout(predicate::str::contains("Test port open"));
 }
+
+/// A loopback service that greets like vsftpd and keeps the connection open a moment.
+fn ftp_greeter() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let _ = s.write_all(b"220 (vsFTPd 3.0.3)\r\n");
+                let mut buf = [0u8; 256];
+                let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(3)));
+                while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_probe_file_given_at_run_time_identifies_services_and_reports_its_load() {
+    let port = ftp_greeter();
+    let probes = TempFile::new(
+        "probes",
+        "Probe TCP NULL q||\ntotalwaitms 1000\n\
+         match ftp m|^220 \\(vsFTPd ([\\d.]+)\\)| p/vsftpd/ v/$1/ cpe:/a:vsftpd_project:vsftpd:$1/\n\
+         match x m|(?=y)x|\n",
+    );
+    let out = vigil()
+        .args([
+            "scan",
+            "127.0.0.1",
+            "--banners",
+            "--json",
+            "--fail-on",
+            "never",
+            "-p",
+        ])
+        .arg(port.to_string())
+        .arg("--service-probes")
+        .arg(&probes.0)
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains(
+            "1 TCP probes (0 UDP probes not sent), 1 of 2 match lines loaded, 1 skipped",
+        ))
+        .stderr(predicate::str::contains("look-around 1"))
+        .get_output()
+        .stdout
+        .clone();
+    let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let banner = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "banner")
+        .expect("a banner finding");
+    assert_eq!(banner["service"], "ftp");
+    assert_eq!(banner["product"], "vsftpd");
+    assert_eq!(banner["version"], "3.0.3");
+    assert_eq!(banner["cpe"][0], "cpe:/a:vsftpd_project:vsftpd:3.0.3");
+    assert_eq!(banner["method"], "probed");
+    assert_eq!(banner["probe"], "NULL");
+}
+
+#[test]
+fn bad_probe_files_and_intensities_exit_2() {
+    let bad = TempFile::new("bad-probes", "Probe TCP NULL q||\n\nmatch ftp m|^220\n");
+    vigil()
+        .args([
+            "scan",
+            "127.0.0.1",
+            "-p",
+            "1",
+            "--banners",
+            "--service-probes",
+        ])
+        .arg(&bad.0)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("line 3"));
+    vigil()
+        .args([
+            "scan",
+            "127.0.0.1",
+            "-p",
+            "1",
+            "--service-probes",
+            "/nonexistent/probes",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("reading the probe file"));
+    vigil()
+        .args(["scan", "127.0.0.1", "-p", "1", "--intensity", "10"])
+        .assert()
+        .code(2);
+}

@@ -338,3 +338,33 @@ fn nmaps_installed_probe_file_loads_when_present() {
     assert!(r.tcp_probes > 50 && r.loaded > 10_000, "{r:?}");
     assert_eq!(r.loaded + r.skipped, r.lines);
 }
+
+#[tokio::test]
+async fn the_builtin_probes_find_http_inside_tls() {
+    let port = common::expired_tls().await;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    // The NULL probe waits 2.5 s in plain text and again inside TLS: the default budget.
+    let d = ServiceProbes::builtin()
+        .detect(addr, None, &DetectConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(d.service.as_deref(), Some("http"), "{d:?}");
+    assert!(d.tls);
+    assert_eq!(d.fields.product.as_deref(), Some("vigil-fixture"));
+}
+
+#[tokio::test]
+async fn a_hard_ssl_match_survives_when_nothing_answers_inside_tls() {
+    // Answers any bytes with a TLS alert record, and never completes a handshake.
+    let (addr, _) = fake(b"", |_| Some(b"\x15\x03\x03\x00\x02\x02\x28".to_vec())).await;
+    let set = ServiceProbes::parse(
+        "Probe TCP NULL q||\ntotalwaitms 200\n\
+         Probe TCP Hello q|HELLO|\nrarity 1\ntotalwaitms 300\n\
+         match ssl m|^\\x15\\x03[\\x00-\\x04]\\0\\x02\\x02| p/TLS alert/\n",
+    )
+    .unwrap();
+    let d = set.detect(addr, None, &quick()).await.unwrap();
+    assert_eq!(d.service.as_deref(), Some("ssl"), "{d:?}");
+    assert_eq!(d.fields.product.as_deref(), Some("TLS alert"));
+    assert!(!d.tls);
+}
