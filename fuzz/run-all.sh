@@ -39,6 +39,7 @@ all_targets=(
     geo-locate/mac geo-locate/cell_id geo-locate/ocid_import geo-locate/wigle_import
     geo-locate/geolocate_body geo-locate/geosubmit_body
     sec-scan/port_spec sec-scan/target sec-scan/signature_toml sec-scan/service_probes
+    sec-scan/nvd_import sec-scan/osv_import sec-scan/kev_import sec-scan/epss_import
     server/ws_client_message server/socketio_scan_result
 )
 read -r -a targets <<< "${FUZZ_TARGETS:-${all_targets[*]}}"

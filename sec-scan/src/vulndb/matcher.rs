@@ -348,6 +348,17 @@ impl Detected {
         if !crit.matches(&self.cpe) {
             return false;
         }
+        self.in_bounds(start_incl, start_excl, end_incl, end_excl)
+    }
+
+    /// Whether the version (with update) lies within the bounds that are present.
+    fn in_bounds(
+        &self,
+        start_incl: Option<&str>,
+        start_excl: Option<&str>,
+        end_incl: Option<&str>,
+        end_excl: Option<&str>,
+    ) -> bool {
         let v = self.full_version.as_str();
         use std::cmp::Ordering::*;
         start_incl.is_none_or(|b| cmp_generic(v, b) != Less)
@@ -447,34 +458,74 @@ fn build_detected(query: &ServiceQuery) -> Result<Option<Detected>> {
 
 /// NVD matches: CVE id → the criteria that fired.
 fn nvd_matches(conn: &Connection, det: &Detected) -> Result<BTreeMap<String, String>> {
-    let mut candidates: BTreeSet<(String, i64)> = BTreeSet::new();
+    // (cve, config) whose configuration must be evaluated, and the criteria that fired.
+    let mut to_evaluate: BTreeSet<(String, i64)> = BTreeSet::new();
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    let det_version = det.cpe.version().literal().unwrap_or("");
+    let det_update = det.cpe.update();
     let mut run = |sql: &str, params: &[&dyn rusqlite::ToSql]| -> Result<()> {
         let mut stmt = conn.prepare_cached(sql)?;
         let mut rows = stmt.query(params)?;
         while let Some(r) = rows.next()? {
-            let cve: String = r.get(0)?;
-            let config: i64 = r.get(1)?;
-            if candidates.contains(&(cve.clone(), config)) {
+            let cve = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+            if out.contains_key(cve) {
                 continue;
             }
-            let criteria: String = r.get(2)?;
-            let Ok(c) = Cpe::parse(&criteria) else {
-                continue;
+            let config: i64 = r.get(1)?;
+            let b: [Option<&str>; 4] = [
+                r.get_ref(3)?
+                    .as_str_or_null()
+                    .map_err(rusqlite::Error::from)?,
+                r.get_ref(4)?
+                    .as_str_or_null()
+                    .map_err(rusqlite::Error::from)?,
+                r.get_ref(5)?
+                    .as_str_or_null()
+                    .map_err(rusqlite::Error::from)?,
+                r.get_ref(6)?
+                    .as_str_or_null()
+                    .map_err(rusqlite::Error::from)?,
+            ];
+            let version = r.get_ref(7)?.as_str().map_err(rusqlite::Error::from)?;
+            let upd = r.get_ref(8)?.as_str().map_err(rusqlite::Error::from)?;
+            let simple: bool = r.get(9)?;
+            let config_simple: bool = r.get(10)?;
+            let plain = |v: &str| !v.contains(['*', '?', '\\']) || v == "*";
+            let hit = if simple && plain(version) && plain(upd) {
+                // Fast path: decide from the stored version and update.
+                let update_ok = match upd {
+                    "*" => true,
+                    "-" => matches!(det_update, Attr::Na | Attr::Any),
+                    u => det_update.literal() == Some(u),
+                };
+                let bounded = b.iter().any(Option::is_some);
+                update_ok
+                    && match version {
+                        "*" => !bounded || det.in_bounds(b[0], b[1], b[2], b[3]),
+                        "-" => false,
+                        v => !bounded && v == det_version,
+                    }
+            } else {
+                let criteria = r.get_ref(2)?.as_str().map_err(rusqlite::Error::from)?;
+                match Cpe::parse(criteria) {
+                    Ok(c) => det.entry_matches(&c, b[0], b[1], b[2], b[3]),
+                    Err(_) => false,
+                }
             };
-            let b: [Option<String>; 4] = [r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?];
-            if det.entry_matches(
-                &c,
-                b[0].as_deref(),
-                b[1].as_deref(),
-                b[2].as_deref(),
-                b[3].as_deref(),
-            ) {
-                candidates.insert((cve, config));
+            if !hit {
+                continue;
+            }
+            if config_simple {
+                let criteria: String = r.get(2)?;
+                out.insert(cve.to_string(), criteria);
+            } else {
+                to_evaluate.insert((cve.to_string(), config));
             }
         }
         Ok(())
     };
-    const COLS: &str = "SELECT cve_id, config_idx, criteria, start_incl, start_excl, end_incl, end_excl FROM cpe_match";
+    const COLS: &str = "SELECT cve_id, config_idx, criteria, start_incl, start_excl, end_incl, \
+                        end_excl, version, upd, simple, config_simple FROM cpe_match";
     if det.vendors.is_empty() {
         run(&format!("{COLS} WHERE product = ?1"), &[&det.product])?;
     } else {
@@ -485,10 +536,9 @@ fn nvd_matches(conn: &Connection, det: &Detected) -> Result<BTreeMap<String, Str
             )?;
         }
     }
-    let mut out = BTreeMap::new();
     let mut stmt =
         conn.prepare_cached("SELECT json FROM cve_config WHERE cve_id = ?1 AND idx = ?2")?;
-    for (cve, idx) in candidates {
+    for (cve, idx) in to_evaluate {
         if out.contains_key(&cve) {
             continue;
         }

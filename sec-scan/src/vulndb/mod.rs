@@ -103,6 +103,13 @@ CREATE TABLE IF NOT EXISTS cpe_match(
     start_excl TEXT,
     end_incl TEXT,
     end_excl TEXT,
+    -- The criteria's version and update in stored form ('*' ANY, '-' NA), and whether every
+    -- attribute after update is ANY: then the matcher decides without parsing the criteria.
+    version TEXT NOT NULL,
+    upd TEXT NOT NULL,
+    simple INTEGER NOT NULL,
+    -- 1 when the configuration is one plain OR node: the entry alone decides.
+    config_simple INTEGER NOT NULL,
     PRIMARY KEY(product, vendor, cve_id, config_idx, node_idx, match_idx)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS cpe_match_cve ON cpe_match(cve_id);
@@ -312,6 +319,17 @@ impl VulnDb {
         progress: &mut dyn FnMut(ImportProgress),
     ) -> Result<ImportReport> {
         source::import_reader(self, Box::new(reader), progress)
+    }
+
+    /// Imports from a reader in a format the caller names (gzip is still recognised by its
+    /// magic bytes). [`Format::OsvDir`] is refused: a reader is no directory.
+    pub fn import_reader_as(
+        &mut self,
+        reader: impl std::io::Read,
+        format: Format,
+        progress: &mut dyn FnMut(ImportProgress),
+    ) -> Result<ImportReport> {
+        source::import_reader_as(self, Box::new(reader), format, progress)
     }
 
     /// Counts per table, feed dates and the file size.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::source::Ctx;
 use super::stream::{StreamError, for_each_in_array};
 use super::{BATCH, VulnDb, VulnDbError};
-use crate::cpe::{Cpe, Part};
+use crate::cpe::{Attr, Cpe, Part};
 use crate::vulndb::error::Result;
 
 #[derive(Deserialize)]
@@ -135,6 +135,15 @@ pub(crate) struct CpeMatch {
     pub version_end_including: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version_end_excluding: Option<String>,
+}
+
+/// An attribute in the form kept in `cpe_match.version`/`upd`.
+fn stored(a: &Attr) -> &str {
+    match a {
+        Attr::Any => "*",
+        Attr::Na => "-",
+        Attr::Value(v) => v,
+    }
 }
 
 fn is_false(b: &bool) -> bool {
@@ -307,6 +316,11 @@ fn write_one(tx: &Transaction<'_>, cve: NvdCve, ctx: &mut Ctx<'_>) -> Result<()>
             "INSERT OR REPLACE INTO cve_config(cve_id, idx, json) VALUES(?1, ?2, ?3)",
         )?
         .execute(rusqlite::params![id, ci as i64, json])?;
+        let config_simple = config.nodes.len() == 1
+            && !config.negate
+            && !config.nodes[0].negate
+            && (config.nodes[0].operator.as_deref() != Some("AND")
+                || config.nodes[0].cpe_match.len() == 1);
         for (ni, node) in config.nodes.iter().enumerate() {
             for (mi, m) in node.cpe_match.iter().enumerate() {
                 if !m.vulnerable {
@@ -324,10 +338,12 @@ fn write_one(tx: &Transaction<'_>, cve: NvdCve, ctx: &mut Ctx<'_>) -> Result<()>
                 else {
                     continue;
                 };
+                let simple = (5..11).all(|i| cpe.attr(i) == &Attr::Any);
                 tx.prepare_cached(
                     "INSERT OR REPLACE INTO cpe_match(product, vendor, cve_id, config_idx,
-                        node_idx, match_idx, criteria, start_incl, start_excl, end_incl, end_excl)
-                     VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                        node_idx, match_idx, criteria, start_incl, start_excl, end_incl, end_excl,
+                        version, upd, simple, config_simple)
+                     VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                 )?
                 .execute(rusqlite::params![
                     product,
@@ -341,6 +357,10 @@ fn write_one(tx: &Transaction<'_>, cve: NvdCve, ctx: &mut Ctx<'_>) -> Result<()>
                     m.version_start_excluding,
                     m.version_end_including,
                     m.version_end_excluding,
+                    stored(cpe.version()),
+                    stored(cpe.update()),
+                    simple,
+                    config_simple,
                 ])?;
                 ctx.report.cpe_matches += 1;
             }

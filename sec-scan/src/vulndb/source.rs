@@ -149,7 +149,7 @@ pub(super) fn import_path(
         inner: f,
         count: bytes.clone(),
     };
-    import_stream(db, Box::new(reader), &mut ctx)?;
+    import_stream(db, Box::new(reader), None, &mut ctx)?;
     Ok(ctx.finish())
 }
 
@@ -219,12 +219,55 @@ pub(super) fn import_reader(
         return Ok(ctx.finish());
     }
     let chained: Box<dyn Read + '_> = Box::new(Cursor::new(magic[..n].to_vec()).chain(reader));
-    import_stream(db, chained, &mut ctx)?;
+    import_stream(db, chained, None, &mut ctx)?;
     Ok(ctx.finish())
 }
 
+pub(super) fn import_reader_as(
+    db: &mut VulnDb,
+    reader: Box<dyn Read + '_>,
+    format: Format,
+    progress: &mut dyn FnMut(ImportProgress),
+) -> Result<ImportReport> {
+    let bytes = Arc::new(AtomicU64::new(0));
+    let mut ctx = Ctx {
+        report: ImportReport::default(),
+        progress,
+        bytes: bytes.clone(),
+    };
+    let mut reader = Counting {
+        inner: reader,
+        count: bytes.clone(),
+    };
+    match format {
+        Format::OsvDir => Err(VulnDbError::UnknownFormat {
+            detail: "an OSV directory cannot be read from a stream".into(),
+        }),
+        Format::OsvZip => {
+            let mut buf = Vec::new();
+            (&mut reader)
+                .take(4 << 30)
+                .read_to_end(&mut buf)
+                .map_err(|e| VulnDbError::Zip(e.to_string()))?;
+            ctx.report.format = Some(Format::OsvZip);
+            let local = Arc::new(AtomicU64::new(0));
+            osv::import_zip(db, Cursor::new(buf), &local, &mut ctx)?;
+            Ok(ctx.finish())
+        }
+        _ => {
+            import_stream(db, Box::new(reader), Some(format), &mut ctx)?;
+            Ok(ctx.finish())
+        }
+    }
+}
+
 /// Decompresses gzip when the magic says so, recognises the format and runs its importer.
-fn import_stream(db: &mut VulnDb, raw: Box<dyn Read + '_>, ctx: &mut Ctx<'_>) -> Result<()> {
+fn import_stream(
+    db: &mut VulnDb,
+    raw: Box<dyn Read + '_>,
+    forced: Option<Format>,
+    ctx: &mut Ctx<'_>,
+) -> Result<()> {
     let mut raw = BufReader::with_capacity(256 * 1024, raw);
     let head = raw.fill_buf().map_err(|e| VulnDbError::Malformed {
         format: "input",
@@ -244,7 +287,10 @@ fn import_stream(db: &mut VulnDb, raw: Box<dyn Read + '_>, ctx: &mut Ctx<'_>) ->
         detail: e.to_string(),
     })?;
     prefix.truncate(n);
-    let format = detect(&prefix)?;
+    let format = match forced {
+        Some(f) => f,
+        None => detect(&prefix)?,
+    };
     ctx.report.format = Some(format);
     let reader = BufReader::with_capacity(256 * 1024, Cursor::new(prefix).chain(inner));
     match format {
