@@ -226,12 +226,20 @@ struct CompiledProbe {
 }
 
 /// A compiled probe set, ready to detect services.
-#[derive(Debug)]
 pub struct ServiceProbes {
     probes: Vec<CompiledProbe>,
     null: Option<usize>,
     exclude: BTreeSet<u16>,
     report: LoadReport,
+}
+
+impl std::fmt::Debug for ServiceProbes {
+    /// The load report, not the thousands of patterns.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceProbes")
+            .field("report", &self.report)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A probe run's end.
