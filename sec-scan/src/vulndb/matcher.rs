@@ -653,68 +653,70 @@ struct CveRow {
     references: Vec<String>,
 }
 
-fn cve_row(conn: &Connection, cve: &str) -> Result<Option<CveRow>> {
+/// NVD, KEV and EPSS facts of one CVE, in one query.
+fn details(
+    conn: &Connection,
+    cve: &str,
+) -> Result<(Option<CveRow>, Option<KevInfo>, Option<EpssInfo>)> {
     let mut stmt = conn.prepare_cached(
-        "SELECT description, cvss_version, cvss_score, cvss_vector, kev_added, kev_due, kev_name, refs
-         FROM cve WHERE id = ?1",
+        "SELECT c.id, c.description, c.cvss_version, c.cvss_score, c.cvss_vector, c.kev_added,
+                c.kev_due, c.kev_name, c.refs,
+                k.cve_id, k.date_added, k.due_date, k.ransomware, k.name,
+                e.score, e.percentile
+         FROM (SELECT ?1 AS id) q
+         LEFT JOIN cve c ON c.id = q.id
+         LEFT JOIN kev k ON k.cve_id = q.id
+         LEFT JOIN epss e ON e.cve_id = q.id",
     )?;
-    Ok(stmt
-        .query_row([cve], |r| {
-            let version: Option<String> = r.get(1)?;
-            let score: Option<f64> = r.get(2)?;
-            let kev_added: Option<String> = r.get(4)?;
-            let refs: Option<String> = r.get(7)?;
-            Ok(CveRow {
-                description: r.get(0)?,
-                cvss: match (version, score) {
-                    (Some(version), Some(score)) => Some(CvssInfo {
-                        version,
-                        score,
-                        vector: r.get(3)?,
-                        severity: severity_from_score(score),
-                    }),
-                    _ => None,
-                },
-                kev: kev_added.map(|added| KevInfo {
-                    date_added: Some(added),
-                    due_date: r.get(5).ok().flatten(),
-                    ransomware: None,
-                    name: r.get(6).ok().flatten(),
-                }),
-                references: refs
-                    .and_then(|s| serde_json::from_str(&s).ok())
-                    .unwrap_or_default(),
-            })
-        })
-        .optional()?)
-}
-
-fn kev_row(conn: &Connection, cve: &str) -> Result<Option<KevInfo>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT date_added, due_date, ransomware, name FROM kev WHERE cve_id = ?1",
-    )?;
-    Ok(stmt
-        .query_row([cve], |r| {
-            Ok(KevInfo {
-                date_added: r.get(0)?,
-                due_date: r.get(1)?,
-                ransomware: r.get(2)?,
-                name: r.get(3)?,
-            })
-        })
-        .optional()?)
-}
-
-fn epss_row(conn: &Connection, cve: &str) -> Result<Option<EpssInfo>> {
-    let mut stmt = conn.prepare_cached("SELECT score, percentile FROM epss WHERE cve_id = ?1")?;
-    Ok(stmt
-        .query_row([cve], |r| {
-            Ok(EpssInfo {
-                score: r.get(0)?,
-                percentile: r.get(1)?,
-            })
-        })
-        .optional()?)
+    Ok(stmt.query_row([cve], |r| {
+        let nvd = match r.get::<_, Option<String>>(0)? {
+            None => None,
+            Some(_) => {
+                let version: Option<String> = r.get(2)?;
+                let score: Option<f64> = r.get(3)?;
+                let kev_added: Option<String> = r.get(5)?;
+                let refs: Option<String> = r.get(8)?;
+                Some(CveRow {
+                    description: r.get(1)?,
+                    cvss: match (version, score) {
+                        (Some(version), Some(score)) => Some(CvssInfo {
+                            version,
+                            score,
+                            vector: r.get(4)?,
+                            severity: severity_from_score(score),
+                        }),
+                        _ => None,
+                    },
+                    kev: match kev_added {
+                        Some(added) => Some(KevInfo {
+                            date_added: Some(added),
+                            due_date: r.get(6)?,
+                            ransomware: None,
+                            name: r.get(7)?,
+                        }),
+                        None => None,
+                    },
+                    references: refs
+                        .and_then(|s| serde_json::from_str(&s).ok())
+                        .unwrap_or_default(),
+                })
+            }
+        };
+        let kev = match r.get::<_, Option<String>>(9)? {
+            None => None,
+            Some(_) => Some(KevInfo {
+                date_added: r.get(10)?,
+                due_date: r.get(11)?,
+                ransomware: r.get(12)?,
+                name: r.get(13)?,
+            }),
+        };
+        let epss = match (r.get::<_, Option<f64>>(14)?, r.get::<_, Option<f64>>(15)?) {
+            (Some(score), Some(percentile)) => Some(EpssInfo { score, percentile }),
+            _ => None,
+        };
+        Ok((nvd, kev, epss))
+    })?)
 }
 
 pub(super) fn match_service(
@@ -849,8 +851,8 @@ pub(super) fn match_service(
     }
     let mut out = Vec::with_capacity(pending.len());
     for p in pending {
-        let row = cve_row(conn, &p.cve)?;
-        let kev = kev_row(conn, &p.cve)?.or_else(|| row.as_ref().and_then(|r| r.kev.clone()));
+        let (row, kev, epss) = details(conn, &p.cve)?;
+        let kev = kev.or_else(|| row.as_ref().and_then(|r| r.kev.clone()));
         let cvss = row.as_ref().and_then(|r| r.cvss.clone());
         let cvss_severity = cvss.as_ref().map(|c| c.severity).unwrap_or(Severity::Info);
         let at_cvss = p.confidence == Confidence::Confirmed || options.paranoid;
@@ -864,7 +866,7 @@ pub(super) fn match_service(
             Severity::Info
         };
         out.push(CveThreat {
-            epss: epss_row(conn, &p.cve)?,
+            epss,
             cve: p.cve,
             severity,
             confidence: p.confidence,
