@@ -11,6 +11,7 @@
 //! | `geolocate_load` | `benches/run_geo_bench.sh` (or `cargo run --release -p vigil-benches --bin geolocate_load -- --help`) | `POST /v1/geolocate` requests per second, latency and server CPU per request on an imported 1 M-row cell dump |
 //! | `http_hostile` | `benches/run_hostile.sh` (or `cargo run --release -p vigil-benches --bin http_hostile -- --help`) | as an attacker, on loopback: server RSS and `/metrics` size after 2 000 requests with 4 KB method names, and how long an unfinished request head keeps its connection |
 //! | `hostile_load` | `benches/run_hostile.sh` (or `cargo run --release -p vigil-benches --bin hostile_load -- --help`) | as an attacker, on loopback: whether a client with a token is welcomed while more than 10 000 anonymous `/ws` sockets are held open, and server RSS after 20 000 Engine.IO handshakes without a token |
+//! | `bus_redis` | `cargo run --release -p vigil-benches --bin bus_redis [-- EVENTS]` | event-bus publish throughput through Redis from one node (pipelined, end to end back to a subscriber, one at a time) beside the in-process figure; starts its own `redis-server` |
 //! | `portscan` | `cargo run --release -p vigil-benches --bin portscan -- RUNS LISTENERS` | full 65 535-port loopback scan against `nmap -sT -T5` (when installed): time, RSS, false positives |
 
 pub mod geo;

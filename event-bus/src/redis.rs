@@ -878,3 +878,61 @@ async fn reset(
     shared.mirror.reset(epoch, head, loaded);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_one_hash_tag() {
+        let keys = Keys::new("bus-1");
+        assert_eq!(keys.meta, "{bus-1}:meta");
+        assert_eq!(keys.channel, "{bus-1}:events");
+        assert_eq!(keys.room("scans"), "{bus-1}:room:scans");
+        for bad in ["", "a{b", "a}b", "a b"] {
+            assert!(
+                RedisConfig::new("redis://127.0.0.1/")
+                    .prefix(bad)
+                    .check()
+                    .is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn script_answers_are_read_or_reported() {
+        let ok = Value::Array(vec![
+            Value::Int(42),
+            Value::BulkString(b"00000000000000ff".to_vec()),
+        ]);
+        assert_eq!(parse_published(ok), Ok((42, Epoch::from_u64(255))));
+        let bad_epoch = Value::Array(vec![Value::Int(1), Value::BulkString(b"zz".to_vec())]);
+        assert!(parse_published(bad_epoch).is_err());
+        assert!(parse_published(Value::Nil).is_err());
+    }
+
+    #[test]
+    fn stream_entries_decode_to_events() {
+        let draft = EventDraft::new("scan_update", "scans", &serde_json::json!({"n": 1})).unwrap();
+        let event = Event::stamp(draft, 7, Epoch::from_u64(3));
+        let entry = |id: &str, field: &[u8], json: &[u8]| {
+            Value::Array(vec![
+                Value::BulkString(id.as_bytes().to_vec()),
+                Value::Array(vec![
+                    Value::BulkString(field.to_vec()),
+                    Value::BulkString(json.to_vec()),
+                ]),
+            ])
+        };
+        let reply = Value::Array(vec![
+            entry("7-0", b"j", event.json()),
+            entry("8-0", b"other", event.json()),
+            entry("9-0", b"j", b"not json"),
+        ]);
+        let events = decode_entries(reply);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].seq(), 7);
+        assert_eq!(events[0].json(), event.json());
+    }
+}
