@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+use std::io::Write as _;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,7 +39,11 @@ impl RedisServer {
                 !required(),
                 "VIGIL_E2E=required but redis-server is not installed"
             );
-            eprintln!("SKIPPED: {test}: redis-server is not installed");
+            // Straight to stderr, past the test harness's capture, so the skip is seen.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: {test}: redis-server is not installed"
+            );
             return None;
         }
         let port = {
