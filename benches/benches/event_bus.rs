@@ -116,7 +116,8 @@ fn fan_out(c: &mut Criterion) {
                 b.iter(|| {
                     for _ in 0..BATCH {
                         // Encoding and numbering as the bus does, so only the fan-out differs.
-                        tx.send(bus.publish(&typed).unwrap()).unwrap();
+                        tx.send(bus.publish(&typed).unwrap().now().unwrap())
+                            .unwrap();
                     }
                     let mut delivered = 0u64;
                     for rx in &mut rxs {

@@ -1,12 +1,13 @@
 //! The seam between the bus handle and where events really go.
 //!
-//! [`InProcessBroker`] is the default and the only broker today. A broker shared by several
-//! servers (Redis pub/sub for fan-out and a capped stream for history, say) would implement the
-//! same trait: it feeds [`SubscriberQueue`]s from its background tasks, and it must keep the
-//! contract of [`Broker::publish`] — never wait on the network or on subscribers.
+//! [`InProcessBroker`] is the default. A broker shared by several servers (the Redis broker,
+//! behind the `redis` feature) implements the same trait: it feeds [`SubscriberQueue`]s from
+//! its background tasks, and it keeps the contract of [`Broker::publish`] — never wait on the
+//! network or on subscribers; answer with a [`Ticket`] that resolves when the seq is known.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -16,6 +17,7 @@ use crate::history::{History, Replay};
 use crate::metrics::{Counters, MetricsSnapshot};
 use crate::room::{Room, RoomConfig};
 use crate::subscription::{Filter, Position, Pushed, QueueLimits, SubscriberQueue, Subscription};
+use crate::ticket::Ticket;
 
 /// Where a bus's events are sequenced, kept and fanned out.
 pub trait Broker: Send + Sync + 'static {
@@ -25,11 +27,13 @@ pub trait Broker: Send + Sync + 'static {
     /// The sequence number of the latest event (0 before the first).
     fn head(&self) -> u64;
 
-    /// Sequences, records and fans out one event, and returns it.
+    /// Accepts one event for sequencing, recording and fan-out, and hands back a [`Ticket`]
+    /// that resolves to the published event (with its `seq`).
     ///
     /// Must not block on I/O nor wait for any subscriber: a subscriber whose queue is full misses
-    /// the event and is told so with a [`crate::Lagged`].
-    fn publish(&self, draft: EventDraft) -> Result<Arc<Event>>;
+    /// the event and is told so with a [`crate::Lagged`]. An error here means nothing was
+    /// published; a ticket may still fail later (see [`Error::Unconfirmed`]).
+    fn publish(&self, draft: EventDraft) -> Result<Ticket>;
 
     /// Registers a subscription whose queue holds what `limits` allow. With `since`, the
     /// events after that position are replayed first; the replay and the live stream neither
@@ -61,11 +65,13 @@ pub trait Broker: Send + Sync + 'static {
 /// happens before the lock is taken; under it the bus only numbers the event, appends it to its
 /// room's history ring and hands an `Arc` of it to each matching subscriber queue.
 pub struct InProcessBroker {
-    epoch: Epoch,
+    /// The epoch, readable without the lock; written under it (only a mirror's epoch changes).
+    epoch: AtomicU64,
     state: Mutex<State>,
 }
 
 struct State {
+    epoch: Epoch,
     seq: u64,
     rooms: HashMap<Room, RoomState>,
     /// Subscriptions to every room.
@@ -103,8 +109,9 @@ impl InProcessBroker {
             map.insert(config.name.clone(), RoomState::new(config));
         }
         Ok(InProcessBroker {
-            epoch,
+            epoch: AtomicU64::new(epoch.as_u64()),
             state: Mutex::new(State {
+                epoch,
                 seq: 0,
                 rooms: map,
                 everywhere: Vec::new(),
@@ -120,7 +127,7 @@ impl InProcessBroker {
         }
     }
 
-    fn replay_locked(&self, state: &State, filter: &Filter, since: Position) -> Replay {
+    fn replay_locked(state: &State, filter: &Filter, since: Position) -> Replay {
         let rooms: Vec<&RoomState> = if filter.rooms.is_empty() {
             state.rooms.values().collect()
         } else {
@@ -130,7 +137,7 @@ impl InProcessBroker {
                 .filter_map(|r| state.rooms.get(r))
                 .collect()
         };
-        let (recovered, after) = if since.epoch != self.epoch {
+        let (recovered, after) = if since.epoch != state.epoch {
             (false, 0)
         } else if since.seq > state.seq {
             (false, state.seq)
@@ -148,9 +155,111 @@ impl InProcessBroker {
         }
         Replay {
             recovered,
-            epoch: self.epoch,
+            epoch: state.epoch,
             head: state.seq,
             events,
+        }
+    }
+}
+
+/// The ways a broker that sequences events elsewhere (the Redis broker) drives an
+/// `InProcessBroker` as its node-local mirror. The mirror's subscribers, filters, lag, history
+/// rings and replays are the in-process ones; only numbering comes from outside.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+impl InProcessBroker {
+    /// Delivers an event numbered elsewhere. Returns `false` (and does nothing) when its `seq` is
+    /// not past the mirror's head or its epoch is not the mirror's: the caller has applied it
+    /// already or must reset first.
+    pub(crate) fn apply(&self, event: Arc<Event>) -> bool {
+        let mut guard = self.state.lock();
+        let state = &mut *guard;
+        if event.seq() <= state.seq || event.epoch() != state.epoch {
+            return false;
+        }
+        state.seq = event.seq();
+        let Some(room) = state.rooms.get_mut(event.room().as_str()) else {
+            // A room this node does not know: numbered, but nobody here can want it. Every
+            // node must configure the same rooms (see the Redis broker's docs).
+            return true;
+        };
+        room.history.push(&event);
+        room.published += 1;
+        state.counters.record(&event);
+        let missed =
+            fan_out(&mut room.subscribers, &event) + fan_out(&mut state.everywhere, &event);
+        state.counters.missed += missed;
+        true
+    }
+
+    /// Records that the events after the mirror's head up to `through` cannot be had any more
+    /// (trimmed from the store before this node saw them). Every subscriber is told with a
+    /// [`crate::Lagged`] counting them all (an upper bound: the mirror cannot tell which of
+    /// them matched), and replays from before `through` say `recovered: false`.
+    pub(crate) fn lose(&self, through: u64) {
+        let mut guard = self.state.lock();
+        let state = &mut *guard;
+        if through <= state.seq {
+            return;
+        }
+        let missed = through - state.seq;
+        state.seq = through;
+        for room in state.rooms.values_mut() {
+            room.history.mark_lost(through);
+            room.subscribers.retain(|q| !q.is_dropped());
+            for queue in &room.subscribers {
+                queue.lose(missed);
+            }
+        }
+        state.everywhere.retain(|q| !q.is_dropped());
+        for queue in &state.everywhere {
+            queue.lose(missed);
+        }
+        state.counters.missed += missed;
+    }
+
+    /// The mirror's head and epoch.
+    pub(crate) fn position(&self) -> Position {
+        let state = self.state.lock();
+        Position {
+            epoch: state.epoch,
+            seq: state.seq,
+        }
+    }
+
+    /// Starts over with the store's state: a new `epoch`, the head `seq`, and each room's
+    /// retained events (oldest first) with the seq through which older ones are gone. Every
+    /// live subscription ends: its positions mean nothing in the new epoch, so its holder
+    /// resubscribes (and a resume with the old epoch says `recovered: false`).
+    pub(crate) fn reset(
+        &self,
+        epoch: Epoch,
+        seq: u64,
+        rooms: HashMap<Room, (Vec<Arc<Event>>, u64)>,
+    ) {
+        let mut guard = self.state.lock();
+        let state = &mut *guard;
+        for queue in state
+            .rooms
+            .values_mut()
+            .flat_map(|r| r.subscribers.drain(..))
+            .chain(state.everywhere.drain(..))
+        {
+            queue.end();
+        }
+        state.epoch = epoch;
+        self.epoch.store(epoch.as_u64(), Ordering::Release);
+        state.seq = seq;
+        let mut rooms = rooms;
+        for (name, room) in state.rooms.iter_mut() {
+            room.history = History::new(room.config.history);
+            if let Some((events, lost_through)) = rooms.remove(name) {
+                room.history.mark_lost(lost_through);
+                for event in events {
+                    room.history.push(&event);
+                }
+            } else {
+                room.history.mark_lost(seq);
+            }
         }
     }
 }
@@ -175,15 +284,15 @@ fn fan_out(queues: &mut Vec<Arc<SubscriberQueue>>, event: &Arc<Event>) -> u64 {
 
 impl Broker for InProcessBroker {
     fn epoch(&self) -> Epoch {
-        self.epoch
+        Epoch::from_u64(self.epoch.load(Ordering::Acquire))
     }
 
     fn head(&self) -> u64 {
         self.state.lock().seq
     }
 
-    fn publish(&self, draft: EventDraft) -> Result<Arc<Event>> {
-        let encoder = Encoder::new(draft, self.epoch);
+    fn publish(&self, draft: EventDraft) -> Result<Ticket> {
+        let encoder = Encoder::new(draft, self.epoch());
         let mut guard = self.state.lock();
         let state = &mut *guard;
         let Some(room) = state.rooms.get_mut(encoder.room().as_str()) else {
@@ -197,7 +306,7 @@ impl Broker for InProcessBroker {
         let missed =
             fan_out(&mut room.subscribers, &event) + fan_out(&mut state.everywhere, &event);
         state.counters.missed += missed;
-        Ok(event)
+        Ok(Ticket::ready(Ok(event)))
     }
 
     fn subscribe(
@@ -208,7 +317,7 @@ impl Broker for InProcessBroker {
     ) -> Result<(Option<Replay>, Subscription)> {
         let mut state = self.state.lock();
         Self::check_rooms(&state, &filter)?;
-        let replay = since.map(|pos| self.replay_locked(&state, &filter, pos));
+        let replay = since.map(|pos| Self::replay_locked(&state, &filter, pos));
         let head = state.seq;
         let queue = SubscriberQueue::new(filter, limits, head);
         if queue.filter().rooms.is_empty() {
@@ -223,13 +332,13 @@ impl Broker for InProcessBroker {
                 }
             }
         }
-        Ok((replay, Subscription::new(queue, self.epoch, head)))
+        Ok((replay, Subscription::new(queue, state.epoch, head)))
     }
 
     fn replay(&self, filter: &Filter, since: Position) -> Result<Replay> {
         let state = self.state.lock();
         Self::check_rooms(&state, filter)?;
-        Ok(self.replay_locked(&state, filter, since))
+        Ok(Self::replay_locked(&state, filter, since))
     }
 
     fn add_room(&self, config: RoomConfig) -> Result<()> {

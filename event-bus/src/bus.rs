@@ -4,11 +4,12 @@ use std::sync::Arc;
 
 use crate::broker::{Broker, InProcessBroker};
 use crate::error::{Error, Result};
-use crate::event::{Epoch, Event, EventDraft, Payload};
+use crate::event::{Epoch, EventDraft, Payload};
 use crate::history::Replay;
 use crate::metrics::MetricsSnapshot;
 use crate::room::RoomConfig;
 use crate::subscription::{Filter, Position, QueueLimits, Subscription};
+use crate::ticket::Ticket;
 
 /// The default number of events a subscriber's queue holds before it lags.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
@@ -124,23 +125,23 @@ impl Bus {
         }
     }
 
-    /// Publishes a typed payload to its room. Never waits for a subscriber.
-    pub fn publish<T: Payload + ?Sized>(&self, payload: &T) -> Result<Arc<Event>> {
+    /// Publishes a typed payload to its room. Never waits for a subscriber nor for the network.
+    ///
+    /// The [`Ticket`] resolves to the published event: at once in process, when the store
+    /// answers for a shared broker. Await it for the `seq`, or drop it.
+    pub fn publish<T: Payload + ?Sized>(&self, payload: &T) -> Result<Ticket> {
         self.broker.publish(EventDraft::from_payload(payload)?)
     }
 
     /// Publishes a draft: an untyped event, or a typed one with a source or another severity.
-    pub fn publish_draft(&self, draft: EventDraft) -> Result<Arc<Event>> {
+    /// See [`Bus::publish`] for the ticket.
+    pub fn publish_draft(&self, draft: EventDraft) -> Result<Ticket> {
         self.broker.publish(draft)
     }
 
-    /// Publishes untyped JSON; `kind` and `room` are validated.
-    pub fn publish_json(
-        &self,
-        kind: &str,
-        room: &str,
-        data: &serde_json::Value,
-    ) -> Result<Arc<Event>> {
+    /// Publishes untyped JSON; `kind` and `room` are validated. See [`Bus::publish`] for the
+    /// ticket.
+    pub fn publish_json(&self, kind: &str, room: &str, data: &serde_json::Value) -> Result<Ticket> {
         self.broker.publish(EventDraft::new(kind, room, data)?)
     }
 

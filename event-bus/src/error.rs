@@ -62,9 +62,31 @@ pub enum Error {
     /// Bytes that should hold an event envelope do not.
     #[error("invalid event envelope: {0}")]
     Envelope(#[source] serde_json::Error),
-    /// The bus behind this handle was shut down.
+    /// The bus behind this handle was shut down, or its broker stopped before answering a
+    /// publish.
     #[error("the event bus is closed")]
     Closed,
+    /// [`crate::Ticket::now`] was called before the broker answered; await the ticket instead.
+    #[error("the broker has not answered this publish yet")]
+    NotReady,
+    /// The broker's publish queue is full: the store behind it does not keep up. Nothing was
+    /// published; the caller may retry later or drop the event.
+    #[error("publish queue full ({capacity} events waiting)")]
+    Overloaded {
+        /// How many publishes the queue holds.
+        capacity: usize,
+    },
+    /// The store a shared broker publishes through is unreachable now (the broker reconnects by
+    /// itself). Nothing was published.
+    #[error("event store unavailable: {0}")]
+    Unavailable(String),
+    /// The publish was sent to the store but the connection failed before the answer came: it
+    /// may or may not have been published. If it was, every subscriber gets it as usual.
+    #[error("publish not confirmed: {0}")]
+    Unconfirmed(String),
+    /// The store refused the publish or answered something unexpected. Nothing was published.
+    #[error("event store error: {0}")]
+    Store(String),
 }
 
 /// The crate's result type.

@@ -268,7 +268,7 @@ impl Event {
     /// use event_bus::{Bus, Filter};
     /// # fn main() -> Result<(), event_bus::Error> {
     /// let bus = Bus::new();
-    /// let event = bus.publish_json("chat", "chat", &serde_json::json!({"text": "hi"}))?;
+    /// let event = bus.publish_json("chat", "chat", &serde_json::json!({"text": "hi"}))?.now()?;
     /// let frame = |e: &event_bus::Event| {
     ///     Bytes::from([b"{\"event\":", &e.json()[..], b"}"].concat())
     /// };
@@ -330,6 +330,40 @@ impl Event {
         }
     }
 
+    /// Rebuilds an event from the JSON another node encoded (see [`Event::json`]); the bytes
+    /// are kept as they are, so they are encoded once for the whole cluster.
+    pub fn from_json(json: Bytes) -> Result<Event> {
+        #[derive(Deserialize)]
+        struct Wire<'a> {
+            seq: u64,
+            epoch: Epoch,
+            id: Uuid,
+            kind: EventKind,
+            room: Room,
+            severity: Severity,
+            time: DateTime<Utc>,
+            #[serde(default, borrow)]
+            source: Option<std::borrow::Cow<'a, str>>,
+            #[serde(borrow)]
+            data: &'a RawValue,
+        }
+        let wire: Wire<'_> = serde_json::from_slice(&json).map_err(Error::Envelope)?;
+        let event = Event {
+            seq: wire.seq,
+            epoch: wire.epoch,
+            id: wire.id,
+            kind: wire.kind,
+            room: wire.room,
+            severity: wire.severity,
+            time: wire.time,
+            source: wire.source.map(|s| s.into_owned().into_boxed_str()),
+            data: wire.data.to_owned(),
+            json: Bytes::new(),
+            prepared: OnceLock::new(),
+        };
+        Ok(Event { json, ..event })
+    }
+
     /// Stamps a draft and encodes it. Brokers call this; `seq` must be strictly increasing.
     pub fn stamp(draft: EventDraft, seq: u64, epoch: Epoch) -> Event {
         Encoder::new(draft, epoch).finish(seq)
@@ -363,6 +397,8 @@ pub struct Encoder {
 const SEQ_PREFIX: &[u8] = b"{\"seq\":";
 /// Room for the prefix and the 20 digits of the largest `u64`.
 const SEQ_ROOM: usize = SEQ_PREFIX.len() + 20;
+/// Where the encoded epoch ends (after its closing quote): `,"epoch":"` and 16 digits and `"`.
+const EPOCH_END: usize = SEQ_ROOM + 10 + 16 + 1;
 
 impl Encoder {
     /// Gives the draft an id and a time, and encodes all but the sequence number.
@@ -416,6 +452,26 @@ impl Encoder {
     /// The draft's kind.
     pub fn kind(&self) -> &EventKind {
         &self.draft.kind
+    }
+
+    /// Everything after the epoch: `,"id":...}`. A broker that numbers events elsewhere sends
+    /// this and has the store put `{"seq":<seq>,"epoch":"<epoch>"` in front.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn tail(&self) -> &[u8] {
+        &self.buf[EPOCH_END..]
+    }
+
+    /// Completes the event with a sequence number and an epoch that came from elsewhere (the
+    /// epoch given to [`Encoder::new`] is overwritten).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn finish_in(mut self, seq: u64, epoch: Epoch) -> Event {
+        if epoch != self.epoch {
+            let mut hex = Vec::with_capacity(16);
+            write_hex16(&mut hex, epoch.as_u64());
+            self.buf[EPOCH_END - 17..EPOCH_END - 1].copy_from_slice(&hex);
+            self.epoch = epoch;
+        }
+        self.finish(seq)
     }
 
     /// Completes the event with its sequence number.
@@ -569,6 +625,26 @@ mod tests {
         assert_eq!(env.time, event.time());
         assert_eq!(env.decode::<Hello>().unwrap().text, "a \"quoted\" <b>");
         assert_eq!(event.decode::<Hello>().unwrap().text, "a \"quoted\" <b>");
+    }
+
+    #[test]
+    fn events_round_trip_through_their_json_and_take_another_epoch() {
+        let draft = EventDraft::from_payload(&Hello {
+            text: "é \"q\"".into(),
+        })
+        .unwrap()
+        .with_source("a\\b");
+        let encoder = Encoder::new(draft, Epoch::from_u64(1));
+        let tail = String::from_utf8(encoder.tail().to_vec()).unwrap();
+        assert!(tail.starts_with(",\"id\":\""), "{tail}");
+        let event = encoder.finish_in(9, Epoch::from_u64(0xabc));
+        assert_eq!(event.epoch(), Epoch::from_u64(0xabc));
+        let spliced = format!("{{\"seq\":9,\"epoch\":\"0000000000000abc\"{tail}");
+        assert_eq!(spliced.as_bytes(), &event.json()[..]);
+        let back = Event::from_json(event.json().clone()).unwrap();
+        assert_eq!(back.to_envelope(), event.to_envelope());
+        assert_eq!(back.json(), event.json());
+        assert!(Event::from_json(Bytes::from_static(b"{\"seq\":1}")).is_err());
     }
 
     #[test]

@@ -56,6 +56,11 @@ impl History {
         self.ring.push_back(Arc::clone(event));
     }
 
+    /// Records that this room's events up to `seq` may be gone (never seen by this node).
+    pub(crate) fn mark_lost(&mut self, seq: u64) {
+        self.evicted_through = self.evicted_through.max(seq);
+    }
+
     /// Whether every event of this room after `seq` is still in the ring.
     pub(crate) fn covers(&self, seq: u64) -> bool {
         seq >= self.evicted_through

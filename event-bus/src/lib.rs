@@ -16,7 +16,9 @@
 //! - **Rooms** (`monitoring`, `scans`, `alerts`, `chat`, `admin` by default) each keep a history
 //!   ring and say, as data, which [`Role`]s may subscribe and publish; the server enforces it.
 //! - **Publishing never waits.** [`Bus::publish`] takes one short lock, numbers the event, keeps
-//!   it in its room's history and hands it to each matching subscriber's bounded queue.
+//!   it in its room's history and hands it to each matching subscriber's bounded queue. It
+//!   returns a [`Ticket`]: ready at once in process, resolved when the store answers for a
+//!   shared broker; callers that need the `seq` await it, the others drop it.
 //! - **Lag is explicit.** A subscriber whose queue is full misses events, and its stream says so
 //!   at that point with [`Delivery::Lagged`] — how many it missed and the `seq` to replay from.
 //!   Nothing is dropped silently, and a stalled subscriber slows no one else.
@@ -27,7 +29,10 @@
 //! - **Metrics**: counters per kind, room and severity, and the dashboard aggregates
 //!   ([`MetricsSnapshot`]).
 //! - **One seam to scale out.** The handle talks to a [`Broker`]; [`InProcessBroker`] is the
-//!   default. A broker shared by several servers can implement the same trait.
+//!   default. With the `redis` feature, `RedisBroker` (module `redis`) shares one bus between
+//!   several servers through Redis 7: one bus-wide seq and epoch in Redis, room history in
+//!   Redis streams, and on each node a local in-process mirror, so subscribe, filters, lag and
+//!   `since` work as in process on every node.
 //!
 //! # Example
 //!
@@ -49,8 +54,10 @@
 //! let bus = Bus::new();
 //! let mut scans = bus.subscribe(Filter::rooms(["scans"])?.min_severity(Severity::Warning))?;
 //!
-//! bus.publish(&PortOpen { host: "127.0.0.1".into(), port: 22 })?;
-//! bus.publish_json("chat_message", "chat", &serde_json::json!({"message": "hi"}))?;
+//! // A publish hands back a ticket; await it for the event's seq, or drop it.
+//! let event = bus.publish(&PortOpen { host: "127.0.0.1".into(), port: 22 })?.await?;
+//! assert_eq!(event.seq(), 1);
+//! let _ = bus.publish_json("chat_message", "chat", &serde_json::json!({"message": "hi"}))?;
 //!
 //! // The subscriber gets the typed event, and only that one.
 //! let Some(Delivery::Event(event)) = scans.recv().await else { panic!("an event") };
@@ -88,10 +95,15 @@ mod kind;
 mod metrics;
 pub mod name;
 pub mod payloads;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod room;
 mod severity;
 mod subscription;
+mod ticket;
 
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisBroker, RedisConfig};
 pub use broker::{Broker, InProcessBroker};
 pub use bus::{Bus, BusConfig, DEFAULT_QUEUE_CAPACITY, SubscribeOptions};
 pub use error::{Error, Result};
@@ -104,3 +116,4 @@ pub use severity::Severity;
 pub use subscription::{
     Delivery, Filter, Lagged, Position, Pushed, QueueLimits, SubscriberQueue, Subscription,
 };
+pub use ticket::{Resolver, Ticket, TicketFuture};

@@ -243,6 +243,23 @@ impl SubscriberQueue {
         pushed
     }
 
+    /// Counts `missed` events this subscriber will never get (its broker lost them), reported
+    /// with the next [`Lagged`] like events missed to a full queue.
+    pub(crate) fn lose(&self, missed: u64) {
+        {
+            let mut state = self.state.lock();
+            let resume_from = state.last_queued;
+            state
+                .gap
+                .get_or_insert(Lagged {
+                    missed: 0,
+                    resume_from,
+                })
+                .missed += missed;
+        }
+        self.waker.wake();
+    }
+
     /// Marks the stream as ended (the bus is going away) and wakes the subscriber.
     pub fn end(&self) {
         self.ended.store(true, Ordering::Release);

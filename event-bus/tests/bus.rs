@@ -18,6 +18,8 @@ use serde_json::json;
 fn publish(bus: &Bus, kind: &str, room: &str, n: u64) -> Arc<Event> {
     bus.publish_json(kind, room, &json!({ "n": n }))
         .expect("publish")
+        .now()
+        .expect("in process, the ticket is ready")
 }
 
 /// Everything queued now, without waiting.
@@ -91,6 +93,8 @@ fn filters_select_by_room_kind_and_severity() {
                 .unwrap()
                 .with_severity(Severity::Critical),
         )
+        .unwrap()
+        .now()
         .unwrap();
     let e4 = publish(&bus, "chat_message", "chat", 4);
     let e5 = bus
@@ -99,6 +103,8 @@ fn filters_select_by_room_kind_and_severity() {
                 .unwrap()
                 .with_severity(Severity::Error),
         )
+        .unwrap()
+        .now()
         .unwrap();
 
     assert_eq!(seqs(&drain(&mut scans)), [e1.seq(), e2.seq()]);
@@ -505,7 +511,7 @@ fn typed_payloads_round_trip_and_feed_the_dashboard_aggregates() {
     bus.publish(&start("a")).unwrap();
     bus.publish(&start("b")).unwrap();
     bus.publish(&start("c")).unwrap();
-    let failed = bus.publish(&done("a", false, 90.0)).unwrap();
+    let failed = bus.publish(&done("a", false, 90.0)).unwrap().now().unwrap();
     bus.publish(&done("b", true, 100.0)).unwrap();
     bus.publish(&OpportunityDiscovered {
         title: "Open Redis".into(),
@@ -629,6 +635,8 @@ async fn a_byte_bound_makes_a_subscriber_lag_before_its_event_count_does() {
     for _ in 0..10 {
         published.push(
             bus.publish_json("chat", "chat", &serde_json::json!({ "text": text }))
+                .unwrap()
+                .now()
                 .unwrap(),
         );
     }
@@ -659,6 +667,8 @@ async fn a_byte_bound_makes_a_subscriber_lag_before_its_event_count_does() {
     let big = "y".repeat(5000);
     let event = bus
         .publish_json("chat", "chat", &serde_json::json!({ "text": big }))
+        .unwrap()
+        .now()
         .unwrap();
     match sub.try_next() {
         Some(Delivery::Event(got)) => assert_eq!(got.seq(), event.seq()),
@@ -690,6 +700,8 @@ fn an_event_prepares_one_value_for_every_caller() {
     let bus = Bus::new();
     let event = bus
         .publish_json("chat", "chat", &serde_json::json!({"text": "hi"}))
+        .unwrap()
+        .now()
         .unwrap();
     let made = std::sync::atomic::AtomicUsize::new(0);
     let frame = |e: &event_bus::Event| {

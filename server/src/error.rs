@@ -125,6 +125,14 @@ impl From<event_bus::Error> for ApiError {
             event_bus::Error::InvalidEpoch(_) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_epoch", err.to_string())
             }
+            // A shared bus whose store is away or saturated: the client may retry.
+            event_bus::Error::Overloaded { .. }
+            | event_bus::Error::Unavailable(_)
+            | event_bus::Error::Unconfirmed(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "bus_unavailable",
+                err.to_string(),
+            ),
             other => ApiError::internal(&other),
         }
     }

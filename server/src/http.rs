@@ -431,11 +431,14 @@ pub async fn publish_event(
     } else {
         draft.data
     };
-    let event = state.bus().publish_draft(EventDraft {
-        source: Some(source),
-        data,
-        ..draft
-    })?;
+    let event = state
+        .bus()
+        .publish_draft(EventDraft {
+            source: Some(source),
+            data,
+            ..draft
+        })?
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "seq": event.seq(), "id": event.id(), "epoch": event.epoch().to_string() })),

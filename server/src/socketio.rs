@@ -503,13 +503,14 @@ fn on_connect(state: AppState, socket: SocketRef) {
                 .map_err(|e| ("bad_message", format!("severity: {e}")))?,
         };
         let payload = data.get("data").cloned().unwrap_or(Value::Null);
-        conn.publish(&room, &kind, severity, &payload)
+        conn.publish(&room, &kind, severity, &payload).await
     });
     on(&socket, &conn, "chat_message", |conn, _, data| async move {
         if !data.is_object() {
             return Err(bad("chat_message takes an object"));
         }
         conn.publish("chat", "chat_message", Severity::Info, &data)
+            .await
     });
     on(
         &socket,
@@ -683,7 +684,7 @@ impl Conn {
             .ok_or_else(|| ("not_an_agent", "register_agent first".to_owned()))
     }
 
-    fn publish(&self, room: &str, kind: &str, severity: Severity, data: &Value) -> Outcome {
+    async fn publish(&self, room: &str, kind: &str, severity: Severity, data: &Value) -> Outcome {
         let bus = self.state.bus();
         let Some(config) = bus.room(room) else {
             return Err(match Room::new(room) {
@@ -712,8 +713,11 @@ impl Conn {
             source: Some(source),
             data,
         };
+        // The answer carries the seq: wait for the broker (at once in process).
         let event = bus
             .publish_draft(draft)
+            .map_err(|e| ("publish_failed", e.to_string()))?
+            .await
             .map_err(|e| ("publish_failed", e.to_string()))?;
         Ok(json!({"status": "ok", "seq": event.seq()}))
     }

@@ -688,6 +688,8 @@ mod tests {
             .map(|n| {
                 bus.publish_json("scan_update", "scans", &serde_json::json!({"n": n}))
                     .unwrap()
+                    .now()
+                    .unwrap()
             })
             .collect();
         store.append_events(&events[..6], 4).unwrap();

@@ -727,7 +727,10 @@ impl Connection {
                 room,
                 severity,
                 data,
-            } => self.publish(&principal, id.as_deref(), &kind, &room, severity, data),
+            } => {
+                self.publish(&principal, id.as_deref(), &kind, &room, severity, data)
+                    .await
+            }
             ClientMessage::Subscribe {
                 id,
                 rooms,
@@ -800,7 +803,7 @@ impl Connection {
         if ok { Ok(()) } else { Err(End::TooSlow) }
     }
 
-    fn publish(
+    async fn publish(
         &self,
         principal: &Principal,
         id: Option<&str>,
@@ -843,12 +846,16 @@ impl Connection {
             source: Some(source),
             data,
         };
+        // The ack carries the seq: wait for the broker's answer (at once in process).
         match bus.publish_draft(draft) {
-            Ok(event) => self.send(&ServerMessage::Ack {
-                id,
-                of: "publish",
-                seq: Some(event.seq()),
-            }),
+            Ok(ticket) => match ticket.await {
+                Ok(event) => self.send(&ServerMessage::Ack {
+                    id,
+                    of: "publish",
+                    seq: Some(event.seq()),
+                }),
+                Err(err) => self.error(id, "publish_failed", err.to_string()),
+            },
             Err(err) => self.error(id, "publish_failed", err.to_string()),
         }
     }

@@ -248,6 +248,8 @@ async fn resume_replays_exactly_what_was_missed_or_says_it_cannot() {
     let publish = |n: u64| {
         bus.publish_json("scan_update", "scans", &json!({"n": n}))
             .unwrap()
+            .now()
+            .unwrap()
             .seq()
     };
 
