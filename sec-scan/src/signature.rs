@@ -189,7 +189,8 @@ pub struct Threat {
     pub kind: Kind,
     /// Field that matched.
     pub field: String,
-    /// The matched field value (capped at 200 characters).
+    /// The matched field value (capped at 200 characters); for a CVE threat, why it was
+    /// reported (capped at 400).
     pub evidence: String,
     /// What to do.
     pub remediation: String,

@@ -213,12 +213,12 @@ impl CveThreat {
         references.extend(self.references.iter().take(20).cloned());
         Threat {
             signature_id: self.cve.clone(),
-            name: match &self.cvss {
-                Some(c) => format!(
-                    "{} (CVSS {} {:.1}, {:?})",
-                    self.cve, c.version, c.score, self.confidence
-                ),
-                None => format!("{} ({:?})", self.cve, self.confidence),
+            name: match self.description.as_deref().map(short_description) {
+                Some(d) if !d.is_empty() => format!("{}: {d}", self.cve),
+                _ => match &self.evidence.product_version {
+                    Some(v) => format!("{} in {product} {v}", self.cve),
+                    None => format!("{} in {product}", self.cve),
+                },
             },
             severity: self.severity,
             host: host.to_string(),
@@ -226,13 +226,37 @@ impl CveThreat {
             port,
             kind,
             field: "cpe".into(),
-            evidence: self.reason.chars().take(200).collect(),
+            evidence: self.reason.chars().take(400).collect(),
             remediation,
             references,
             confidence: Some(self.confidence),
             cve: Some(Box::new(self.clone())),
         }
     }
+}
+
+/// The first sentence of a CVE description, at most about 100 characters (cut at a word).
+fn short_description(text: &str) -> String {
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let first = match text.find(". ") {
+        Some(end) => &text[..end],
+        None => text.trim_end_matches('.'),
+    };
+    if first.chars().count() <= 100 {
+        return first.to_owned();
+    }
+    let mut out = String::new();
+    for word in first.split(' ') {
+        if out.chars().count() + word.chars().count() + 1 > 97 {
+            break;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out.push('…');
+    out
 }
 
 /// Severity from a CVSS base score.
@@ -892,6 +916,23 @@ pub(super) fn match_service(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn threat_names_take_the_first_sentence_of_the_description() {
+        assert_eq!(
+            short_description(
+                "A signal handler race condition was found in OpenSSH's server (sshd). If a client does not authenticate..."
+            ),
+            "A signal handler race condition was found in OpenSSH's server (sshd)"
+        );
+        let long = "word ".repeat(60);
+        let short = short_description(&long);
+        assert!(
+            short.chars().count() <= 100 && short.ends_with('…'),
+            "{short}"
+        );
+        assert_eq!(short_description(""), "");
+    }
     use crate::vulndb::osv::Event;
 
     #[test]
