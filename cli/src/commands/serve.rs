@@ -96,7 +96,7 @@ pub struct Args {
     leaflet_dir: Option<PathBuf>,
 
     /// The vulnerability database (`vigil cvedb import`) that `vuln_scan` results are matched
-    /// against, on the server, whichever agent ran the scan [default: <data-dir>/cvedb.sqlite
+    /// against, on the server, whichever agent ran the scan [default: cvedb.sqlite in the data directory
     /// when it exists; env VIGIL_CVEDB].
     #[arg(long, value_name = "FILE", env = "VIGIL_CVEDB", hide_env = true)]
     cvedb: Option<PathBuf>,
