@@ -496,3 +496,29 @@ fn threats_serialise_and_convert() {
     assert!(threat.remediation.contains("1:9.2p1-2+deb12u3"));
     assert!(threat.references[0].ends_with("CVE-2024-6387"));
 }
+
+#[test]
+fn an_import_replaces_answers_kept_from_before_it() {
+    let mut db = nvd_db();
+    let debian = ServiceQuery {
+        cpe: Some("cpe:/a:openbsd:openssh:9.2p1".into()),
+        ecosystem: Some("Debian:12".into()),
+        source_package: Some("openssh".into()),
+        package_version: Some("1:9.2p1-2+deb12u10".into()),
+        ..ServiceQuery::default()
+    };
+    let options = MatchOptions::default();
+    let before = db.match_service(&debian, &options).unwrap();
+    assert!(
+        before
+            .iter()
+            .any(|t| t.cve == "CVE-2024-6387" && t.confidence == Confidence::Unverified),
+        "{before:?}"
+    );
+    // Asked again: the same answer (kept).
+    assert_eq!(db.match_service(&debian, &options).unwrap(), before);
+    // Debian's data arrives: the kept answer must not survive it.
+    import(&mut db, "osv-debian");
+    let after = db.match_service(&debian, &options).unwrap();
+    assert!(after.iter().all(|t| t.cve != "CVE-2024-6387"), "{after:?}");
+}

@@ -59,7 +59,7 @@ use crate::version::{DebVersion, cmp_generic, with_update};
 
 /// A detected service, as version detection and banner parsing describe it. Every field is
 /// optional; give what is known.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ServiceQuery {
     /// The CPE, 2.3 formatted string or URI binding (`cpe:/a:openbsd:openssh:9.2p1`).
     #[serde(default)]

@@ -47,7 +47,7 @@ pub mod scan;
 mod source;
 pub mod stream;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension as _};
@@ -138,7 +138,13 @@ CREATE TABLE IF NOT EXISTS epss(cve_id TEXT PRIMARY KEY, score REAL, percentile 
 pub struct VulnDb {
     conn: Connection,
     path: Option<PathBuf>,
+    /// The answers to recent queries: a scan asks about the same few products and versions
+    /// again and again. Emptied by every import.
+    cache: std::cell::RefCell<HashMap<(ServiceQuery, bool), Vec<CveThreat>>>,
 }
+
+/// Answers [`VulnDb::match_service`] keeps; past it the cache starts over.
+pub const MATCH_CACHE_ENTRIES: usize = 4_096;
 
 impl std::fmt::Debug for VulnDb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -247,6 +253,7 @@ impl VulnDb {
         let mut db = VulnDb {
             conn,
             path: Some(path.to_path_buf()),
+            cache: Default::default(),
         };
         db.init()?;
         Ok(db)
@@ -257,6 +264,7 @@ impl VulnDb {
         let mut db = VulnDb {
             conn: Connection::open_in_memory()?,
             path: None,
+            cache: Default::default(),
         };
         db.init()?;
         Ok(db)
@@ -311,6 +319,7 @@ impl VulnDb {
         path: &Path,
         progress: &mut dyn FnMut(ImportProgress),
     ) -> Result<ImportReport> {
+        self.cache.get_mut().clear();
         source::import_path(self, path, progress)
     }
 
@@ -322,6 +331,7 @@ impl VulnDb {
         reader: impl std::io::Read,
         progress: &mut dyn FnMut(ImportProgress),
     ) -> Result<ImportReport> {
+        self.cache.get_mut().clear();
         source::import_reader(self, Box::new(reader), progress)
     }
 
@@ -333,6 +343,7 @@ impl VulnDb {
         format: Format,
         progress: &mut dyn FnMut(ImportProgress),
     ) -> Result<ImportReport> {
+        self.cache.get_mut().clear();
         source::import_reader_as(self, Box::new(reader), format, progress)
     }
 
@@ -388,12 +399,30 @@ impl VulnDb {
     }
 
     /// Matches one detected service; see [`matcher`].
+    ///
+    /// Answers are kept (up to [`MATCH_CACHE_ENTRIES`]) until the next import, so asking again
+    /// about a service already seen costs a copy of the answer.
     pub fn match_service(
         &self,
         query: &ServiceQuery,
         options: &MatchOptions,
     ) -> Result<Vec<CveThreat>> {
-        matcher::match_service(&self.conn, query, options)
+        let key = (query.clone(), options.paranoid);
+        if let Some(hit) = self.cache.borrow().get(&key) {
+            return Ok(hit.clone());
+        }
+        let found = matcher::match_service(&self.conn, query, options)?;
+        let mut cache = self.cache.borrow_mut();
+        if cache.len() >= MATCH_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(key, found.clone());
+        Ok(found)
+    }
+
+    /// Forgets the kept answers of [`VulnDb::match_service`] (benchmarks measure cold lookups).
+    pub fn clear_match_cache(&self) {
+        self.cache.borrow_mut().clear();
     }
 
     /// Folds the WAL into the main file and runs `PRAGMA optimize` (after a large import).
