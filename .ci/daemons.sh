@@ -86,7 +86,8 @@ secure_chroot_dir=$dir
 vsftpd_log_file=$dir/vsftpd.log
 $ftp_user
 EOF
-  "$(command -v vsftpd || echo /usr/sbin/vsftpd)" "$dir/vsftpd.conf" &
+  # Its own standard streams: a caller reading our output must not wait for vsftpd to exit.
+  "$(command -v vsftpd || echo /usr/sbin/vsftpd)" "$dir/vsftpd.conf" </dev/null >"$dir/vsftpd.out" 2>&1 &
   echo $! >"$dir/vsftpd.pid"
 
   redis-server --port "$redis" --bind 127.0.0.1 --daemonize yes --save '' --appendonly no \
