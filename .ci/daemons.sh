@@ -73,6 +73,9 @@ http {
 EOF
   "$(command -v nginx || echo /usr/sbin/nginx)" -c "$dir/nginx.conf" -e "$dir/nginx.log"
 
+  # Anonymous sessions are chrooted into a root nobody may write to (vsftpd refuses otherwise).
+  mkdir -p "$dir/ftp" "$dir/ftp-empty" && chmod 555 "$dir/ftp" "$dir/ftp-empty"
+  if [ "$(id -u)" -eq 0 ]; then chown root:root "$dir/ftp" "$dir/ftp-empty"; fi
   local ftp_user=""
   if [ "$(id -u)" -ne 0 ]; then ftp_user="run_as_launching_user=YES"; fi
   cat >"$dir/vsftpd.conf" <<EOF
@@ -80,9 +83,10 @@ listen=YES
 listen_address=127.0.0.1
 listen_port=$ftp
 anonymous_enable=YES
+anon_root=$dir/ftp
 local_enable=NO
 background=NO
-secure_chroot_dir=$dir
+secure_chroot_dir=$dir/ftp-empty
 vsftpd_log_file=$dir/vsftpd.log
 $ftp_user
 EOF

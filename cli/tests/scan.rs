@@ -366,7 +366,10 @@ fn a_probe_file_given_at_run_time_identifies_services_and_reports_its_load() {
     assert_eq!(banner["service"], "ftp");
     assert_eq!(banner["product"], "vsftpd");
     assert_eq!(banner["version"], "3.0.3");
-    assert_eq!(banner["cpe"][0], "cpe:/a:vsftpd_project:vsftpd:3.0.3");
+    assert_eq!(
+        banner["cpe"][0],
+        "cpe:2.3:a:vsftpd_project:vsftpd:3.0.3:*:*:*:*:*:*:*"
+    );
     assert_eq!(banner["method"], "probed");
     assert_eq!(banner["probe"], "NULL");
 }

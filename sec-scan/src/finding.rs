@@ -100,8 +100,8 @@ pub enum Detail {
         /// Device type (`d/`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         device: Option<String>,
-        /// CPEs in the URI binding (`cpe:/a:openbsd:openssh:9.2p1`), as the probe file's
-        /// templates produced them.
+        /// CPE 2.3 formatted strings (`cpe:2.3:a:openbsd:openssh:9.2p1:*:*:*:*:*:*:*`),
+        /// converted from the URI binding the probe file's templates produce.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         cpe: Vec<String>,
         /// The distribution the package comes from (`debian`, `ubuntu`), when the banner says.

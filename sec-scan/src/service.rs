@@ -150,7 +150,16 @@ impl Detection {
             hostname: f.hostname.clone(),
             os: f.os.clone(),
             device: f.device.clone(),
-            cpe: f.cpes.clone(),
+            // CPE 2.3 formatted strings, the form NVD data uses; a template that produced no
+            // valid name is kept as written.
+            cpe: f
+                .cpes
+                .iter()
+                .map(|c| {
+                    c.parse::<crate::cpe::Cpe>()
+                        .map_or_else(|_| c.clone(), |p| p.to_string())
+                })
+                .collect(),
             distro: evidence.as_ref().map(|e| e.distro.clone()),
             ecosystem: evidence.as_ref().and_then(|e| e.ecosystem.clone()),
             package: evidence.as_ref().map(|e| e.source_package.clone()),

@@ -302,7 +302,7 @@ async fn redis_on_another_port_is_identified_by_the_builtin_probes_and_gets_its_
     assert_eq!(banner.0.as_deref(), Some("redis"));
     assert_eq!(banner.1.as_deref(), Some("Redis key-value store"));
     assert_eq!(banner.2.as_deref(), Some("7.2.4"));
-    assert_eq!(*banner.3, ["cpe:/a:redis:redis:7.2.4"]);
+    assert_eq!(*banner.3, ["cpe:2.3:a:redis:redis:7.2.4:*:*:*:*:*:*:*"]);
     assert_eq!(*banner.4, Some(Method::Probed));
     assert_eq!(banner.5.as_deref(), Some("RedisInfo"));
     assert!(

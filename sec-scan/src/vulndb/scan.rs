@@ -53,7 +53,7 @@ impl VulnCheck {
             // (Debian's nginx says `nginx/1.22.1`, its OpenSSH `Debian-2+deb12u10`), is
             // probably that distribution's package: its version cannot decide a CVE alone.
             let inferred = match (&query.ecosystem, hosts.get(&finding.addr)) {
-                (None, Some(eco)) => {
+                (None, Some(eco)) if !marks_its_builds(&query) => {
                     query.ecosystem = Some(eco.clone());
                     true
                 }
@@ -122,6 +122,18 @@ fn host_distributions(findings: &[Finding]) -> HashMap<IpAddr, String> {
         }
     }
     out
+}
+
+/// Products whose distribution builds say so in their banners by default (Debian's and
+/// Ubuntu's OpenSSH add `Debian-…`/`Ubuntu-…`, their Apache `(Debian)`): one of them without the
+/// mark is not the distribution's package, whatever the host's other services say.
+fn marks_its_builds(query: &ServiceQuery) -> bool {
+    let cpe = query.cpe.as_deref().unwrap_or("");
+    let product = query.product.as_deref().unwrap_or("").to_ascii_lowercase();
+    cpe.contains(":openssh:")
+        || cpe.contains(":http_server:")
+        || product == "openssh"
+        || product.starts_with("apache httpd")
 }
 
 fn capitalised(name: &str) -> String {
