@@ -358,7 +358,9 @@ impl RedisBroker {
                 (keys.room(room.name.as_str()), room.history),
             );
         }
-        // A placeholder epoch: the first sync replaces it with the bus's.
+        // The mirror is built before Redis has been asked for the bus's epoch: the mirror task
+        // resets it to that epoch, and `connect` waits for that before returning, so this random
+        // one is never seen by a subscriber or a publisher.
         let mirror = InProcessBroker::new(config.rooms.clone(), Epoch::random())?;
         let shared = Arc::new(Shared {
             mirror,
