@@ -135,14 +135,13 @@ fn ports_spec<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, 
             if list.is_empty() {
                 return Err(D::Error::custom("ports is an empty list"));
             }
-            let mut spec = String::with_capacity(list.len() * 6);
-            for (i, n) in list.into_iter().enumerate() {
-                if i > 0 {
-                    spec.push(',');
-                }
-                spec.push_str(&port::<D::Error>(n)?.to_string());
-            }
-            Ok(Some(spec))
+            // Each port once, in order: a list repeating one port is no longer than the port.
+            let ports = list
+                .into_iter()
+                .map(port::<D::Error>)
+                .collect::<Result<std::collections::BTreeSet<u16>, _>>()?;
+            let spec: Vec<String> = ports.iter().map(u16::to_string).collect();
+            Ok(Some(spec.join(",")))
         }
     }
 }
