@@ -42,6 +42,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The shared PostgreSQL database failed or could not be reached (the message never holds
+    /// the database URL or its password).
+    #[error("postgres: {0}")]
+    Postgres(String),
     /// A background database task was lost.
     #[error("database task failed: {0}")]
     Task(String),

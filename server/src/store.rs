@@ -13,6 +13,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{Error, Result};
 
+pub mod postgres;
+
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "vigil.db";
 
