@@ -870,3 +870,59 @@ async fn notify_wakes_a_listener() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_recovers_when_its_connections_are_cut() {
+    pg::with_db(
+        "a_node_recovers_when_its_connections_are_cut",
+        |url| async move {
+            let a = store(&url).await;
+            let b = store(&url).await;
+            a.insert_token(&token("abc", Role::Admin)).await.unwrap();
+            let listener = a.listen().await.expect("listen");
+            // What a database restart does to a node: every connection of ours is closed.
+            let admin = store(&url).await;
+            let cut = |admin: PgStore| async move {
+                admin.tokens().await.expect("the admin node works");
+                let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(connection);
+                client
+                    .execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                        &[],
+                    )
+                    .await
+                    .unwrap()
+            };
+            assert!(
+                cut(admin).await >= 2,
+                "the pool's and the listener's connections"
+            );
+            // Calls may fail while the pool notices; they never panic, and the node comes back.
+            let mut tries = 0;
+            let tokens = loop {
+                tries += 1;
+                match a.tokens().await {
+                    Ok(tokens) => break tokens,
+                    Err(err) => {
+                        assert!(matches!(err, Error::Postgres(_)), "{err:?}");
+                        assert!(tries < 20, "the pool never reconnected: {err}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            };
+            assert_eq!(tokens.len(), 1);
+            // The listener reconnects by itself (one wake-up for what it may have missed), then
+            // hears notifications again.
+            bounded("the listener's reconnect wake-up", listener.notified()).await;
+            b.insert_scan(&scan("s"), &[task("s", 0, TaskKind::PortScan, 5, 3)])
+                .await
+                .unwrap();
+            bounded("a wake-up after the reconnect", listener.notified()).await;
+        },
+    )
+    .await;
+}

@@ -1392,3 +1392,38 @@ async fn listen_session(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_and_leased_are_one_state() {
+        assert_eq!(state_for("running"), "leased");
+        assert_eq!(state_for("queued"), "queued");
+        assert_eq!(state_for("timed_out"), "timed_out");
+        assert_eq!(status_for("leased".into()), "running");
+        assert_eq!(status_for("cancelled".into()), "cancelled");
+    }
+
+    #[test]
+    fn queue_columns_come_from_the_task() {
+        let task = sec_scan::ScanTask::new(sec_scan::TaskKind::SslCheck, "10.0.0.1")
+            .with_priority(sec_scan::Priority::new(9).unwrap())
+            .with_retries(2);
+        let json = serde_json::to_string(&task).unwrap();
+        assert_eq!(queue_columns(&json), ("ssl_check".into(), 9, 3));
+        assert_eq!(
+            queue_columns("not a task"),
+            (String::new(), 5, 4),
+            "never claimed"
+        );
+    }
+
+    #[test]
+    fn migrations_are_in_order() {
+        assert!(MIGRATIONS.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(MIGRATIONS[0].0, 1);
+        assert_eq!(SCHEMA_VERSION, MIGRATIONS[MIGRATIONS.len() - 1].0);
+    }
+}
