@@ -60,6 +60,12 @@ pub struct ServeFile {
     pub cvedb: Option<PathBuf>,
     /// Report unverified CVE matches at their CVSS severity.
     pub paranoid: Option<bool>,
+    /// Join a cluster: the shared PostgreSQL database (with `redis_url`).
+    pub database_url: Option<String>,
+    /// Join a cluster: the Redis carrying the bus (with `database_url`).
+    pub redis_url: Option<String>,
+    /// The cluster's name in Redis (two clusters on one Redis need two names).
+    pub cluster_name: Option<String>,
     /// Seconds a client has to send a whole request head.
     pub header_read_timeout: Option<f64>,
     /// Seconds an idle keep-alive connection stays open.

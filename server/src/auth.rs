@@ -109,7 +109,7 @@ pub struct Auth {
     store: Store,
     /// Serialises changes (store, then memory) with [`Auth::reload`], so a reload that read the
     /// store just before a change can never overwrite the change in memory.
-    writes: std::sync::Mutex<()>,
+    writes: tokio::sync::Mutex<()>,
     tokens: RwLock<HashMap<[u8; 32], Principal>>,
     sessions: RwLock<HashMap<[u8; 32], LiveSession>>,
     /// One signal per live token that some connection watches; bounded by the live tokens.
@@ -155,6 +155,21 @@ fn well_formed_session(secret: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// A fresh token of `role`: its record (the hash, never the secret) and the secret.
+fn new_token(role: Role, label: &str) -> Result<(TokenRecord, String)> {
+    let secret = format!("{TOKEN_PREFIX}{}", random_secret()?);
+    let hash = sha256(&secret);
+    let record = TokenRecord {
+        id: hex(&hash[..6]),
+        hash,
+        role,
+        label: label.to_owned(),
+        created: Utc::now(),
+        revoked: None,
+    };
+    Ok((record, secret))
+}
+
 fn principal_of(record: &TokenRecord) -> Principal {
     Principal {
         role: record.role,
@@ -165,10 +180,10 @@ fn principal_of(record: &TokenRecord) -> Principal {
 
 impl Auth {
     /// Loads every live token from `store` (sessions are read when first presented).
-    pub fn load(store: Store) -> Result<Auth> {
-        let tokens = Self::live_tokens(&store)?;
+    pub async fn load(store: Store) -> Result<Auth> {
+        let tokens = Self::live_tokens(&store).await?;
         Ok(Auth {
-            writes: std::sync::Mutex::new(()),
+            writes: tokio::sync::Mutex::new(()),
             tokens: RwLock::new(tokens),
             sessions: RwLock::new(HashMap::new()),
             revocations: std::sync::Mutex::new(HashMap::new()),
@@ -176,9 +191,10 @@ impl Auth {
         })
     }
 
-    fn live_tokens(store: &Store) -> Result<HashMap<[u8; 32], Principal>> {
+    async fn live_tokens(store: &Store) -> Result<HashMap<[u8; 32], Principal>> {
         Ok(store
-            .tokens()?
+            .tokens()
+            .await?
             .iter()
             .filter(|t| t.revoked.is_none())
             .map(|t| (t.hash, principal_of(t)))
@@ -188,9 +204,9 @@ impl Auth {
     /// Re-reads the token table, so that tokens revoked by another process (the `vigil token`
     /// command) stop working and close their connections; forgets expired sessions. Tokens
     /// minted elsewhere need no reload: they are found in the store when first presented.
-    pub fn reload(&self) -> Result<()> {
-        let _serial = self.writes.lock().unwrap_or_else(|p| p.into_inner());
-        let fresh = Self::live_tokens(&self.store)?;
+    pub async fn reload(&self) -> Result<()> {
+        let _serial = self.writes.lock().await;
+        let fresh = Self::live_tokens(&self.store).await?;
         let live_ids: std::collections::HashSet<&str> =
             fresh.values().map(|p| p.token_id.as_str()).collect();
         let now = Utc::now();
@@ -206,44 +222,54 @@ impl Auth {
         for id in gone {
             self.fire(&id);
         }
-        self.store.delete_expired_sessions(now)?;
+        self.store.delete_expired_sessions(now).await?;
         Ok(())
     }
 
     /// Whether any token exists, revoked or not (a fresh install has none).
-    pub fn is_empty(&self) -> Result<bool> {
-        Ok(self.store.tokens()?.is_empty())
+    pub async fn is_empty(&self) -> Result<bool> {
+        Ok(self.store.tokens().await?.is_empty())
     }
 
     /// Mints a token; returns its record and the secret, which is shown once and never stored.
-    pub fn create_token(&self, role: Role, label: &str) -> Result<(TokenRecord, String)> {
-        let _serial = self.writes.lock().unwrap_or_else(|p| p.into_inner());
-        let secret = format!("{TOKEN_PREFIX}{}", random_secret()?);
-        let hash = sha256(&secret);
-        let record = TokenRecord {
-            id: hex(&hash[..6]),
-            hash,
-            role,
-            label: label.to_owned(),
-            created: Utc::now(),
-            revoked: None,
-        };
-        self.store.insert_token(&record)?;
-        write(&self.tokens).insert(hash, principal_of(&record));
+    pub async fn create_token(&self, role: Role, label: &str) -> Result<(TokenRecord, String)> {
+        let _serial = self.writes.lock().await;
+        let (record, secret) = new_token(role, label)?;
+        self.store.insert_token(&record).await?;
+        write(&self.tokens).insert(record.hash, principal_of(&record));
         Ok((record, secret))
+    }
+
+    /// On a database with no token at all, mints the first admin token and returns its secret
+    /// (shown once). Atomic across nodes: when several start at once on one shared database,
+    /// exactly one of them mints it.
+    pub async fn first_admin(&self) -> Result<Option<String>> {
+        let _serial = self.writes.lock().await;
+        let (record, secret) = new_token(Role::Admin, "first admin")?;
+        if !self.store.insert_first_admin(&record).await? {
+            return Ok(None);
+        }
+        write(&self.tokens).insert(record.hash, principal_of(&record));
+        Ok(Some(secret))
     }
 
     /// Revokes the token with this id, ends its sessions, and closes every connection opened
     /// with it (their [`Revocation`] fires).
-    pub fn revoke(&self, id: &str) -> Result<()> {
-        let _serial = self.writes.lock().unwrap_or_else(|p| p.into_inner());
-        if !self.store.revoke_token(id, Utc::now())? {
+    pub async fn revoke(&self, id: &str) -> Result<()> {
+        let _serial = self.writes.lock().await;
+        if !self.store.revoke_token(id, Utc::now()).await? {
             return Err(Error::UnknownToken(id.to_owned()));
         }
+        self.forget_revoked(id);
+        Ok(())
+    }
+
+    /// Forgets a token revoked elsewhere (by another node, which said so on the cluster's
+    /// control channel) at once: its sessions end and its connections here close.
+    pub fn forget_revoked(&self, id: &str) {
         write(&self.tokens).retain(|_, p| p.token_id != id);
         write(&self.sessions).retain(|_, (p, _)| p.token_id != id);
         self.fire(id);
-        Ok(())
     }
 
     fn fire(&self, token_id: &str) {
@@ -270,13 +296,35 @@ impl Auth {
     }
 
     /// Every token (never the secrets).
-    pub fn tokens(&self) -> Result<Vec<TokenRecord>> {
-        self.store.tokens()
+    pub async fn tokens(&self) -> Result<Vec<TokenRecord>> {
+        self.store.tokens().await
+    }
+
+    /// Who holds this token, if this process already knows it live (memory only, never the
+    /// store): for cheap checks that may err towards "unknown", such as which admission budget
+    /// a handshake waits in.
+    pub fn known_token(&self, secret: &str) -> Option<Principal> {
+        if !well_formed_token(secret) {
+            return None;
+        }
+        read(&self.tokens).get(&sha256(secret)).cloned()
+    }
+
+    /// Who this session cookie belongs to, if this process already knows it live (memory only).
+    pub fn known_session(&self, secret: &str) -> Option<Principal> {
+        if !well_formed_session(secret) {
+            return None;
+        }
+        let now = Utc::now();
+        read(&self.sessions)
+            .get(&sha256(secret))
+            .filter(|(_, expires)| *expires > now)
+            .map(|(principal, _)| principal.clone())
     }
 
     /// Who holds this token, if it is live. A token this process has not seen (minted by
     /// another process a moment ago) is looked up in the store.
-    pub fn verify_token(&self, secret: &str) -> Option<Principal> {
+    pub async fn verify_token(&self, secret: &str) -> Option<Principal> {
         if !well_formed_token(secret) {
             return None;
         }
@@ -284,8 +332,8 @@ impl Auth {
         if let Some(principal) = read(&self.tokens).get(&hash) {
             return Some(principal.clone());
         }
-        let _serial = self.writes.lock().unwrap_or_else(|p| p.into_inner());
-        let record = match self.store.token_by_hash(&hash) {
+        let _serial = self.writes.lock().await;
+        let record = match self.store.token_by_hash(&hash).await {
             Ok(record) => record?,
             Err(err) => {
                 tracing::warn!(error = %err, "looking a token up failed");
@@ -302,24 +350,27 @@ impl Auth {
 
     /// Opens a session for `principal`; returns the cookie secret. A token keeps at most
     /// [`MAX_SESSIONS_PER_TOKEN`] sessions: the one that expires first makes room.
-    pub fn create_session(
+    pub async fn create_session(
         &self,
         principal: &Principal,
         ttl: std::time::Duration,
     ) -> Result<String> {
-        let _serial = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        let _serial = self.writes.lock().await;
         let secret = random_secret()?;
         let hash = sha256(&secret);
         let expires =
             Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(12));
-        self.store.insert_session(&SessionRecord {
-            hash,
-            token_id: principal.token_id.clone(),
-            expires,
-        })?;
+        self.store
+            .insert_session(&SessionRecord {
+                hash,
+                token_id: principal.token_id.clone(),
+                expires,
+            })
+            .await?;
         let ended = self
             .store
-            .trim_sessions(&principal.token_id, MAX_SESSIONS_PER_TOKEN)?;
+            .trim_sessions(&principal.token_id, MAX_SESSIONS_PER_TOKEN)
+            .await?;
         let mut sessions = write(&self.sessions);
         for old in &ended {
             sessions.remove(old);
@@ -330,7 +381,7 @@ impl Auth {
 
     /// Who this session cookie belongs to, if it is live. A session this process has not seen
     /// is looked up in the store.
-    pub fn verify_session(&self, secret: &str) -> Option<Principal> {
+    pub async fn verify_session(&self, secret: &str) -> Option<Principal> {
         if !well_formed_session(secret) {
             return None;
         }
@@ -339,8 +390,8 @@ impl Auth {
         if let Some((principal, expires)) = read(&self.sessions).get(&hash) {
             return (*expires > now).then(|| principal.clone());
         }
-        let _serial = self.writes.lock().unwrap_or_else(|p| p.into_inner());
-        let record = match self.store.session_by_hash(&hash, now) {
+        let _serial = self.writes.lock().await;
+        let record = match self.store.session_by_hash(&hash, now).await {
             Ok(record) => record?,
             Err(err) => {
                 tracing::warn!(error = %err, "looking a session up failed");
@@ -356,11 +407,11 @@ impl Auth {
     }
 
     /// Ends a session.
-    pub fn end_session(&self, secret: &str) -> Result<()> {
-        let _serial = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+    pub async fn end_session(&self, secret: &str) -> Result<()> {
+        let _serial = self.writes.lock().await;
         let hash = sha256(secret);
         write(&self.sessions).remove(&hash);
-        self.store.delete_session(&hash)
+        self.store.delete_session(&hash).await
     }
 }
 
@@ -381,41 +432,55 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn tokens_verify_until_revoked_and_survive_a_reload() {
+    #[tokio::test]
+    async fn tokens_verify_until_revoked_and_survive_a_reload() {
         let store = Store::open_in_memory().unwrap();
-        let auth = Auth::load(store.clone()).unwrap();
-        assert!(auth.is_empty().unwrap());
-        let (record, secret) = auth.create_token(Role::Operator, "ops").unwrap();
+        let auth = Auth::load(store.clone()).await.unwrap();
+        assert!(auth.is_empty().await.unwrap());
+        let (record, secret) = auth.create_token(Role::Operator, "ops").await.unwrap();
         assert!(secret.starts_with(TOKEN_PREFIX) && secret.len() == 68);
-        assert_eq!(auth.verify_token(&secret).unwrap().role, Role::Operator);
-        assert!(auth.verify_token("vgl_nope").is_none());
+        assert_eq!(
+            auth.verify_token(&secret).await.unwrap().role,
+            Role::Operator
+        );
+        assert!(auth.verify_token("vgl_nope").await.is_none());
         assert!(
-            auth.verify_token(&secret[4..]).is_none(),
+            auth.verify_token(&secret[4..]).await.is_none(),
             "the prefix is part of the token"
         );
 
-        let reloaded = Auth::load(store.clone()).unwrap();
-        assert_eq!(reloaded.verify_token(&secret).unwrap().token_id, record.id);
+        let reloaded = Auth::load(store.clone()).await.unwrap();
+        assert_eq!(
+            reloaded.verify_token(&secret).await.unwrap().token_id,
+            record.id
+        );
 
         let session = reloaded
             .create_session(
-                &reloaded.verify_token(&secret).unwrap(),
+                &reloaded.verify_token(&secret).await.unwrap(),
                 std::time::Duration::from_secs(60),
             )
+            .await
             .unwrap();
-        assert!(reloaded.verify_session(&session).is_some());
-        reloaded.revoke(&record.id).unwrap();
-        assert!(reloaded.verify_token(&secret).is_none());
+        assert!(reloaded.verify_session(&session).await.is_some());
+        reloaded.revoke(&record.id).await.unwrap();
+        assert!(reloaded.verify_token(&secret).await.is_none());
         assert!(
-            reloaded.verify_session(&session).is_none(),
+            reloaded.verify_session(&session).await.is_none(),
             "revoking a token ends its sessions"
         );
         assert!(matches!(
-            reloaded.revoke(&record.id),
+            reloaded.revoke(&record.id).await,
             Err(Error::UnknownToken(_))
         ));
-        assert!(Auth::load(store).unwrap().verify_token(&secret).is_none());
+        assert!(
+            Auth::load(store)
+                .await
+                .unwrap()
+                .verify_token(&secret)
+                .await
+                .is_none()
+        );
     }
 
     #[test]

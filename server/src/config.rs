@@ -106,6 +106,34 @@ pub struct ServerConfig {
     pub max_agents_per_token: usize,
     /// Agent ids the server holds.
     pub max_agents: usize,
+    /// Several nodes: the shared PostgreSQL database (`postgres://user:password@host/db`) that
+    /// holds what `data_dir`'s SQLite file holds on one node. Set together with `redis_url`,
+    /// or neither (one node, as by default).
+    pub database_url: Option<String>,
+    /// Several nodes: the Redis (`redis://…` or `rediss://…`) that carries the event bus and
+    /// the nodes' control channel. Set together with `database_url`.
+    pub redis_url: Option<String>,
+    /// The name every key and channel of this cluster carries in Redis (a Redis Cluster hash
+    /// tag): two clusters on one Redis need two names.
+    pub cluster_name: String,
+}
+
+/// `url` with its password, if any, replaced by `***`: what logs and `vigil config show` print.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
 }
 
 /// Shortest accepted HTTP timeout.
@@ -149,6 +177,9 @@ impl Default for ServerConfig {
             agent_lease: Duration::from_secs(30),
             max_agents_per_token: 256,
             max_agents: 10_000,
+            database_url: None,
+            redis_url: None,
+            cluster_name: "vigil".to_owned(),
         }
     }
 }
@@ -206,6 +237,38 @@ impl ServerConfig {
         if self.outbound_queue_bytes < self.max_message_bytes {
             return bad("outbound_queue_bytes must be at least max_message_bytes");
         }
+        match (&self.database_url, &self.redis_url) {
+            (None, None) => {}
+            (Some(db), Some(redis)) => {
+                if !(db.starts_with("postgres://") || db.starts_with("postgresql://")) {
+                    return Err(Error::Config(format!(
+                        "database_url must be a postgres:// URL, got {}",
+                        redact_url(db)
+                    )));
+                }
+                if !(redis.starts_with("redis://") || redis.starts_with("rediss://")) {
+                    return Err(Error::Config(format!(
+                        "redis_url must be a redis:// or rediss:// URL, got {}",
+                        redact_url(redis)
+                    )));
+                }
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                return bad(
+                    "database_url and redis_url go together: several nodes share both \
+                     (PostgreSQL for the state, Redis for the event bus), one node uses neither",
+                );
+            }
+        }
+        if self.cluster_name.is_empty()
+            || self.cluster_name.len() > 64
+            || !self
+                .cluster_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        {
+            return bad("cluster_name must be 1 to 64 letters, digits, '-', '_' or '.'");
+        }
         self.imagery.validate()?;
         self.geo.validate()?;
         if let Some(n) = self.local_agent
@@ -224,5 +287,49 @@ impl ServerConfig {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(
+            redact_url("postgres://vigil:s3cret@db.example:5432/vigil"),
+            "postgres://vigil:***@db.example:5432/vigil"
+        );
+        assert_eq!(
+            redact_url("redis://:pw@127.0.0.1:6379/0"),
+            "redis://:***@127.0.0.1:6379/0"
+        );
+        assert_eq!(redact_url("redis://127.0.0.1/"), "redis://127.0.0.1/");
+        assert_eq!(redact_url("postgres://vigil@h/db"), "postgres://vigil@h/db");
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn the_database_and_redis_go_together() {
+        let one = |db: Option<&str>, redis: Option<&str>| {
+            ServerConfig {
+                database_url: db.map(str::to_owned),
+                redis_url: redis.map(str::to_owned),
+                ..ServerConfig::default()
+            }
+            .validate()
+        };
+        assert!(one(None, None).is_ok());
+        assert!(one(Some("postgres://h/db"), Some("redis://h/")).is_ok());
+        let err = one(Some("postgres://u:pw@h/db"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("go together"), "{err}");
+        assert!(one(None, Some("redis://h/")).is_err());
+        let err = one(Some("mysql://u:pw@h/db"), Some("redis://h/"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("postgres://") && !err.contains("pw"), "{err}");
+        assert!(one(Some("postgres://h/db"), Some("http://h/")).is_err());
     }
 }

@@ -49,6 +49,9 @@ pub enum Error {
     /// A background database task was lost.
     #[error("database task failed: {0}")]
     Task(String),
+    /// The cluster's Redis could not be reached or refused a command.
+    #[error("cluster (Redis): {0}")]
+    Cluster(String),
 }
 
 /// The crate's result type.

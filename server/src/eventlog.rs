@@ -80,10 +80,7 @@ async fn flush(state: &AppState, batch: &mut Vec<Arc<Event>>, retention: u64) {
     }
     let events = std::mem::take(batch);
     let n = events.len();
-    let result = state
-        .store()
-        .run(move |store| store.append_events(&events, retention))
-        .await;
+    let result = state.store().append_events(events, retention).await;
     if let Err(err) = result {
         tracing::error!(error = %err, events = n, "event log write failed");
         // Back off a little so a broken disk does not spin the loop.

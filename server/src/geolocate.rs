@@ -557,7 +557,7 @@ fn query_key(query: Option<&str>) -> Option<String> {
 
 /// Authenticates an Ichnaea client: bearer token, `?key=`, or a session cookie from an allowed
 /// origin. Anything missing or wrong is 400 `keyInvalid`, as Google and Ichnaea answer.
-fn ichnaea_caller(
+async fn ichnaea_caller(
     state: &AppState,
     headers: &HeaderMap,
     query: Option<&str>,
@@ -569,10 +569,18 @@ fn ichnaea_caller(
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(invalid)?;
-        return state.auth().verify_token(token.trim()).ok_or_else(invalid);
+        return state
+            .auth()
+            .verify_token(token.trim())
+            .await
+            .ok_or_else(invalid);
     }
     if let Some(key) = query_key(query) {
-        return state.auth().verify_token(key.trim()).ok_or_else(invalid);
+        return state
+            .auth()
+            .verify_token(key.trim())
+            .await
+            .ok_or_else(invalid);
     }
     if check_origin(state, headers).is_err() {
         return Err(Envelope::custom(
@@ -582,7 +590,7 @@ fn ichnaea_caller(
             "this origin may not use a session here",
         ));
     }
-    session_principal(state, headers).ok_or_else(invalid)
+    session_principal(state, headers).await.ok_or_else(invalid)
 }
 
 /// Reads the body (capped), inflating it when it is gzip-compressed. `Ok(None)` for an empty or
@@ -753,7 +761,7 @@ async fn geolocate_inner(
     query: Option<&str>,
     request: Request,
 ) -> Result<Response, Envelope> {
-    let principal = ichnaea_caller(state, request.headers(), query)?;
+    let principal = ichnaea_caller(state, request.headers(), query).await?;
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -807,7 +815,7 @@ async fn geosubmit_inner(
     query: Option<&str>,
     request: Request,
 ) -> Result<Response, Envelope> {
-    let principal = ichnaea_caller(state, request.headers(), query)?;
+    let principal = ichnaea_caller(state, request.headers(), query).await?;
     if !Access::at_least(Role::Operator)
         .and(Role::Agent)
         .allows(principal.role)

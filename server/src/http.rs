@@ -62,7 +62,7 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// The session cookie's secret, read under the one name this configuration uses.
-fn session_secret<'a>(state: &AppState, headers: &'a HeaderMap) -> Option<&'a str> {
+pub(crate) fn session_secret<'a>(state: &AppState, headers: &'a HeaderMap) -> Option<&'a str> {
     cookie_value(headers, session_cookie_name(state.config().cookie_secure))
 }
 
@@ -77,8 +77,9 @@ fn session_cookie(state: &AppState, secret: &str, max_age: u64) -> String {
 }
 
 /// The principal of a valid session cookie, if there is one.
-pub fn session_principal(state: &AppState, headers: &HeaderMap) -> Option<Principal> {
-    session_secret(state, headers).and_then(|secret| state.auth().verify_session(secret))
+pub async fn session_principal(state: &AppState, headers: &HeaderMap) -> Option<Principal> {
+    let secret = session_secret(state, headers)?;
+    state.auth().verify_session(secret).await
 }
 
 /// `Json<T>` whose rejections keep the API's error shape (`400 bad_json`).
@@ -121,11 +122,13 @@ impl FromRequestParts<AppState> for Caller {
             return state
                 .auth()
                 .verify_token(token.trim())
+                .await
                 .map(Caller)
                 .ok_or_else(ApiError::unauthenticated);
         }
         check_origin(state, &parts.headers)?;
         session_principal(state, &parts.headers)
+            .await
             .map(Caller)
             .ok_or_else(ApiError::unauthenticated)
     }
@@ -169,6 +172,8 @@ pub async fn livez() -> &'static str {
 pub async fn readyz(State(state): State<AppState>) -> Response {
     if state.is_draining() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response()
+    } else if !state.is_ready() {
+        (StatusCode::SERVICE_UNAVAILABLE, "cluster bus unreachable").into_response()
     } else {
         "ready".into_response()
     }
@@ -271,14 +276,10 @@ pub async fn create_session(
     let principal = state
         .auth()
         .verify_token(body.token.trim())
+        .await
         .ok_or_else(ApiError::unauthenticated)?;
     let ttl = state.config().session_ttl;
-    let auth_state = state.clone();
-    let who = principal.clone();
-    let secret = state
-        .store()
-        .run(move |_| auth_state.auth().create_session(&who, ttl))
-        .await?;
+    let secret = state.auth().create_session(&principal, ttl).await?;
     let cookie = session_cookie(&state, &secret, ttl.as_secs());
     let mut response = Json(SessionInfo::from(&principal)).into_response();
     response.headers_mut().insert(
@@ -301,12 +302,8 @@ pub async fn end_session(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     check_origin(&state, &headers)?;
-    if let Some(secret) = session_secret(&state, &headers).map(str::to_owned) {
-        let auth_state = state.clone();
-        state
-            .store()
-            .run(move |_| auth_state.auth().end_session(&secret))
-            .await?;
+    if let Some(secret) = session_secret(&state, &headers) {
+        state.auth().end_session(secret).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(

@@ -151,7 +151,7 @@
 //! use vigil_server::{AppState, ServerConfig, serve};
 //!
 //! # async fn run() -> Result<(), vigil_server::Error> {
-//! let (state, first) = AppState::open(ServerConfig::default())?;
+//! let (state, first) = AppState::open(ServerConfig::default()).await?;
 //! if let Some(first) = first {
 //!     println!("admin token (shown once): {}", first.admin_token);
 //! }
@@ -163,6 +163,7 @@
 mod admission;
 pub mod auth;
 mod budget;
+pub mod cluster;
 mod config;
 mod connection;
 mod dashboard;
@@ -200,7 +201,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use budget::Budget;
-pub use config::ServerConfig;
+pub use config::{ServerConfig, redact_url};
 pub use dashboard::{DashboardConfig, LEAFLET_VERSION, LeafletSource};
 pub use demo::{DemoService, DemoStarted};
 pub use error::{ApiError, Error, Result};
@@ -309,6 +310,10 @@ pub async fn serve(
     let background = CancellationToken::new();
     let log = tokio::spawn(eventlog::run(state.clone(), background.clone()));
     let reload = tokio::spawn(reload_tokens(state.clone(), background.clone()));
+    let control = state.cluster().cloned().map(|cluster| {
+        let (state, stop) = (state.clone(), background.clone());
+        tokio::spawn(async move { cluster.listen(state, stop).await })
+    });
     let leases = tokio::spawn(every(Duration::from_secs(1), background.clone(), {
         let state = state.clone();
         move || state.orchestrator().tick()
@@ -378,6 +383,9 @@ pub async fn serve(
     let _ = prune.await;
     let _ = log.await;
     let _ = reload.await;
+    if let Some(control) = control {
+        let _ = control.await;
+    }
     Ok(())
 }
 
@@ -406,8 +414,7 @@ async fn reload_tokens(state: AppState, stop: CancellationToken) {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = tick.tick() => {
-                let auth_state = state.clone();
-                if let Err(err) = state.store().run(move |_| auth_state.auth().reload()).await {
+                if let Err(err) = state.auth().reload().await {
                     tracing::warn!(error = %err, "reloading tokens failed");
                 }
             }

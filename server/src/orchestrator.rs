@@ -472,7 +472,7 @@ fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
 impl Orchestrator {
     /// An orchestrator over `scope` (`None` or empty: every scan is refused), restoring scans,
     /// tasks and results from the store: unfinished tasks go back to the queue.
-    pub fn new(
+    pub async fn new(
         bus: Bus,
         store: Store,
         scope: Option<Scope>,
@@ -480,7 +480,7 @@ impl Orchestrator {
         config: OrchestratorConfig,
     ) -> crate::Result<Orchestrator> {
         let mut inner = Inner::default();
-        for scan in store.scans()? {
+        for scan in store.scans().await? {
             let request: ScanRequest = serde_json::from_str(&scan.request).unwrap_or(ScanRequest {
                 targets: Vec::new(),
                 target: None,
@@ -500,7 +500,7 @@ impl Orchestrator {
                 },
             );
         }
-        for row in store.tasks()? {
+        for row in store.tasks().await? {
             let Ok(task) = serde_json::from_str::<ScanTask>(&row.task) else {
                 tracing::warn!(task = %row.id, "stored task does not parse; skipped");
                 continue;
@@ -530,7 +530,7 @@ impl Orchestrator {
                 },
             );
         }
-        inner.owners = store.agent_owners()?.into_iter().collect();
+        inner.owners = store.agent_owners().await?.into_iter().collect();
         inner.owners.insert(
             crate::local_agent::LOCAL_AGENT_ID.to_owned(),
             SERVER_OWNER.to_owned(),
@@ -685,9 +685,7 @@ impl Orchestrator {
             request: serde_json::to_string(&request).unwrap_or_default(),
             created,
         };
-        self.store
-            .run(move |store| store.insert_scan(&scan_row, &rows))
-            .await?;
+        self.store.insert_scan(&scan_row, &rows).await?;
         tracing::info!(scan = %scan_id, requested_by, targets = ?request.targets, kinds = ?kinds, "scan scheduled");
 
         let views: Vec<TaskView> = tasks
@@ -879,8 +877,8 @@ impl Orchestrator {
         let store = self.store.clone();
         let id = victim.clone();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            drop(handle.spawn_blocking(move || {
-                if let Err(err) = store.delete_agent_owner(&id) {
+            drop(handle.spawn(async move {
+                if let Err(err) = store.delete_agent_owner(&id).await {
                     tracing::warn!(error = %err, agent = %id, "forgetting an agent failed");
                 }
             }));
@@ -892,13 +890,11 @@ impl Orchestrator {
         let store = self.store.clone();
         let (id, owner) = (id.to_owned(), owner.to_owned());
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            drop(handle.spawn_blocking(move || {
-                if let Err(err) = store.insert_agent_owner(&id, &owner) {
+            drop(handle.spawn(async move {
+                if let Err(err) = store.insert_agent_owner(&id, &owner).await {
                     tracing::warn!(error = %err, agent = %id, "recording an agent's owner failed");
                 }
             }));
-        } else if let Err(err) = self.store.insert_agent_owner(&id, &owner) {
-            tracing::warn!(error = %err, agent = %id, "recording an agent's owner failed");
         }
     }
 
@@ -1006,9 +1002,7 @@ impl Orchestrator {
         );
         let stored = self
             .store
-            .run(move |store| {
-                store.store_result(&task_id, &scan_id, &agent, &status, &json, &alerts)
-            })
+            .store_result(&task_id, &scan_id, &agent, &status, &json, &alerts)
             .await
             .map_err(|e| ResultRefused::Storage(e.to_string()))?;
         let Some(new_alerts) = stored else {
@@ -1225,8 +1219,11 @@ impl Orchestrator {
         let task_id = task_id.to_owned();
         let agent = agent.map(str::to_owned);
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            drop(handle.spawn_blocking(move || {
-                if let Err(err) = store.update_task(&task_id, status, attempts, agent.as_deref()) {
+            drop(handle.spawn(async move {
+                if let Err(err) = store
+                    .update_task(&task_id, status, attempts, agent.as_deref())
+                    .await
+                {
                     tracing::warn!(error = %err, task = %task_id, "recording task status failed");
                 }
             }));
@@ -1467,8 +1464,7 @@ impl Orchestrator {
                    "completed": scan.completed, "targets": scan.request.targets,
                    "scan_types": scan.request.scan_types, "ports": scan.request.ports, "tasks": tasks})
         };
-        let id = scan_id.to_owned();
-        let results = self.store.run(move |store| store.results(&id)).await?;
+        let results = self.store.results(scan_id).await?;
         let results: Vec<Value> = results
             .iter()
             .filter_map(|r| serde_json::from_str(r).ok())

@@ -137,7 +137,7 @@ pub async fn alerts(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
     let limit = q.limit.unwrap_or(100).min(1000);
-    let rows = state.store().run(move |store| store.alerts(limit)).await?;
+    let rows = state.store().alerts(limit).await?;
     let alerts: Vec<Value> = rows
         .into_iter()
         .map(|(raised, a)| {

@@ -181,7 +181,7 @@ pub fn service(state: &AppState) -> OriginGuard {
         let state = state.clone();
         move |socket: SocketRef, TryData(auth): TryData<Value>| {
             let state = state.clone();
-            async move { admit(&state, &socket, auth.ok()) }
+            async move { admit(&state, &socket, auth.ok()).await }
         }
     };
     let connected = {
@@ -251,9 +251,7 @@ impl tower::Service<Request<Body>> for OriginGuard {
         // A request without `sid` opens an Engine.IO session. One that brings no credentials
         // waits in the unauthenticated budget until its Socket.IO CONNECT; the session keeps its
         // handshake request, ticket included, so the ticket goes when the session does.
-        if is_handshake(request.uri().query())
-            && handshake_principal(&self.state, request.headers()).is_none()
-        {
+        if is_handshake(request.uri().query()) && !handshake_known(&self.state, request.headers()) {
             let peer = Peer::of(&self.state, request.extensions(), request.headers());
             match self.state.engineio_admission().admit(peer.0, false) {
                 Ok(ticket) => {
@@ -303,14 +301,31 @@ fn is_handshake(query: Option<&str>) -> bool {
 }
 
 /// Credentials sent with the Engine.IO handshake: `Authorization: Bearer` or the session cookie.
-fn handshake_principal(state: &AppState, headers: &axum::http::HeaderMap) -> Option<Principal> {
-    let bearer = headers
+async fn handshake_principal(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Option<Principal> {
+    match bearer(headers) {
+        Some(token) => state.auth().verify_token(token.trim()).await,
+        None => session_principal(state, headers).await,
+    }
+}
+
+fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match bearer {
-        Some(token) => state.auth().verify_token(token.trim()),
-        None => session_principal(state, headers),
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// Whether the handshake brings credentials this node already knows to be live (memory only:
+/// credentials it has not seen yet wait in the unauthenticated budget until CONNECT checks them).
+fn handshake_known(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
+    match bearer(headers) {
+        Some(token) => state.auth().known_token(token.trim()).is_some(),
+        None => crate::http::session_secret(state, headers)
+            .and_then(|secret| state.auth().known_session(secret))
+            .is_some(),
     }
 }
 
@@ -332,7 +347,7 @@ impl std::fmt::Display for Refused {
     }
 }
 
-fn admit(state: &AppState, socket: &SocketRef, auth: Option<Value>) -> Result<(), Refused> {
+async fn admit(state: &AppState, socket: &SocketRef, auth: Option<Value>) -> Result<(), Refused> {
     let refuse = |message: &str| {
         state.counters().refused.fetch_add(1, Ordering::Relaxed);
         Err(Refused(message.to_owned()))
@@ -343,8 +358,11 @@ fn admit(state: &AppState, socket: &SocketRef, auth: Option<Value>) -> Result<()
     let auth = auth.unwrap_or(Value::Null);
     // The token in the auth payload, else the credentials of the handshake.
     let principal = match auth.get("token") {
-        Some(token) => token.as_str().and_then(|t| state.auth().verify_token(t)),
-        None => handshake_principal(state, &socket.req_parts().headers),
+        Some(token) => match token.as_str() {
+            Some(t) => state.auth().verify_token(t).await,
+            None => None,
+        },
+        None => handshake_principal(state, &socket.req_parts().headers).await,
     };
     let Some(principal) = principal else {
         return refuse(if auth.get("token").is_some() {

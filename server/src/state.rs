@@ -6,13 +6,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use event_bus::{Bus, BusConfig, Role};
+use event_bus::{Bus, BusConfig, DEFAULT_QUEUE_CAPACITY, RedisBroker, RedisConfig};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admission::Admission;
 use crate::auth::Auth;
+use crate::cluster::{Cluster, Control};
 use crate::config::ServerConfig;
+use crate::config::redact_url;
 use crate::error::Result;
 use crate::geolocate::Geo;
 use crate::imagery::Imagery;
@@ -101,10 +103,19 @@ struct Inner {
     geo: Geo,
     telemetry: Telemetry,
     orchestrator: Arc<Orchestrator>,
+    /// Several nodes: the Redis broker under the bus (for readiness) and the control channel.
+    shared: Option<Shared>,
     /// `/ws` sockets before their `auth` message.
     ws_admission: Arc<Admission>,
     /// Engine.IO sessions before their Socket.IO `CONNECT`.
     engineio_admission: Arc<Admission>,
+}
+
+/// What a node of a cluster holds besides the shared store.
+#[derive(Debug)]
+struct Shared {
+    broker: Arc<RedisBroker>,
+    cluster: Arc<Cluster>,
 }
 
 /// What [`AppState::open`] found on first start.
@@ -117,35 +128,63 @@ pub struct FirstStart {
 impl AppState {
     /// Opens the data directory and builds the state. On a database with no token at all, an
     /// admin token is minted and returned so the caller can show it once.
-    pub fn open(config: ServerConfig) -> Result<(AppState, Option<FirstStart>)> {
+    ///
+    /// With [`ServerConfig::database_url`] and [`ServerConfig::redis_url`] the node joins a
+    /// cluster instead: the state is in the shared PostgreSQL database (migrated at start), the
+    /// bus is on Redis, and only the first node to start on an empty database mints the admin
+    /// token.
+    pub async fn open(config: ServerConfig) -> Result<(AppState, Option<FirstStart>)> {
         config.validate()?;
-        let store = Store::open(&config.data_dir)?;
-        Self::with_store(config, store)
+        let store = match &config.database_url {
+            Some(url) => Store::connect(url).await?,
+            None => Store::open(&config.data_dir)?,
+        };
+        Self::with_store(config, store).await
     }
 
     /// A state whose database lives in memory, for tests; returns the first admin token too.
-    pub fn in_memory(config: ServerConfig) -> Result<(AppState, FirstStart)> {
+    pub async fn in_memory(config: ServerConfig) -> Result<(AppState, FirstStart)> {
         config.validate()?;
-        let (state, first) = Self::with_store(config, Store::open_in_memory()?)?;
+        let (state, first) = Self::with_store(config, Store::open_in_memory()?).await?;
         let first = first.expect("an empty in-memory database always gets a first token");
         Ok((state, first))
     }
 
-    fn with_store(config: ServerConfig, store: Store) -> Result<(AppState, Option<FirstStart>)> {
-        let auth = Auth::load(store.clone())?;
-        let first = if auth.is_empty()? {
-            let (_, admin_token) = auth.create_token(Role::Admin, "first admin")?;
-            Some(FirstStart { admin_token })
-        } else {
-            None
-        };
+    async fn with_store(
+        config: ServerConfig,
+        store: Store,
+    ) -> Result<(AppState, Option<FirstStart>)> {
+        let auth = Auth::load(store.clone()).await?;
+        let first = auth
+            .first_admin()
+            .await?
+            .map(|admin_token| FirstStart { admin_token });
         let imagery = Imagery::new(&config.imagery)?;
         let geo = Geo::new(&config.data_dir, &config.geo)?;
-        let bus = BusConfig {
-            rooms: config.rooms.clone(),
-            ..BusConfig::default()
-        }
-        .build()?;
+        let (bus, shared) = match &config.redis_url {
+            Some(url) => {
+                let broker = Arc::new(
+                    RedisBroker::connect(
+                        RedisConfig::new(url.clone())
+                            .prefix(config.cluster_name.clone())
+                            .rooms(config.rooms.clone()),
+                    )
+                    .await?,
+                );
+                let cluster = Arc::new(Cluster::connect(url, &config.cluster_name).await?);
+                tracing::info!(node = cluster.node_id(), redis = %redact_url(url), "joined the cluster");
+                let bus = Bus::with_broker(broker.clone(), DEFAULT_QUEUE_CAPACITY);
+                (bus, Some(Shared { broker, cluster }))
+            }
+            None => {
+                let bus = BusConfig {
+                    rooms: config.rooms.clone(),
+                    ..BusConfig::default()
+                }
+                .build()?;
+                (bus, None)
+            }
+        };
         let scan_scope = config.scan_scope();
         let scope = if scan_scope.is_empty() {
             None
@@ -161,19 +200,22 @@ impl AppState {
             )
         };
         let vulns = open_vulns(&config)?;
-        let orchestrator = Arc::new(Orchestrator::new(
-            bus.clone(),
-            store.clone(),
-            scope,
-            Arc::new(sec_scan::SystemResolver),
-            OrchestratorConfig {
-                lease: config.agent_lease,
-                max_agents_per_token: config.max_agents_per_token,
-                max_agents: config.max_agents,
-                vulns,
-                ..OrchestratorConfig::default()
-            },
-        )?);
+        let orchestrator = Arc::new(
+            Orchestrator::new(
+                bus.clone(),
+                store.clone(),
+                scope,
+                Arc::new(sec_scan::SystemResolver),
+                OrchestratorConfig {
+                    lease: config.agent_lease,
+                    max_agents_per_token: config.max_agents_per_token,
+                    max_agents: config.max_agents,
+                    vulns,
+                    ..OrchestratorConfig::default()
+                },
+            )
+            .await?,
+        );
         let admission = || {
             Admission::new(
                 config.max_unauthenticated,
@@ -202,9 +244,39 @@ impl AppState {
                 geo,
                 telemetry,
                 orchestrator,
+                shared,
             }),
         };
         Ok((state, first))
+    }
+
+    /// Tells every other node of the cluster that token `id` was revoked, so that they close
+    /// its connections at once. One node alone has no one to tell.
+    pub async fn announce_revocation(&self, id: &str) {
+        if let Some(shared) = &self.inner.shared {
+            let told = shared.cluster.announce(Control::Revoked {
+                token_id: id.to_owned(),
+            });
+            if let Err(err) = told.await {
+                tracing::warn!(error = %err, token = id, "the other nodes will see the revocation within seconds");
+            }
+        }
+    }
+
+    /// This node's cluster membership, when it has one.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.inner.shared.as_ref().map(|s| &s.cluster)
+    }
+
+    /// Whether this node can serve: not shutting down and, in a cluster, connected to the
+    /// bus's Redis (a node cut off from it would show a frozen dashboard).
+    pub fn is_ready(&self) -> bool {
+        !self.is_draining()
+            && self
+                .inner
+                .shared
+                .as_ref()
+                .is_none_or(|s| s.broker.is_connected())
     }
 
     /// The configuration.

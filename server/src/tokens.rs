@@ -26,11 +26,7 @@ pub struct CreateToken {
 #[utoipa::path(get, path = "/api/tokens", tag = "auth", responses((status = 200, description = "Tokens (admin)", body = Object), (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody), (status = 403, description = "The role may not do this", body = crate::openapi::ErrorBody)), security(("token" = []), ("session" = [])))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Admin)?;
-    let auth_state = state.clone();
-    let tokens = state
-        .store()
-        .run(move |_| auth_state.auth().tokens())
-        .await?;
+    let tokens = state.auth().tokens().await?;
     let tokens: Vec<Value> = tokens
         .iter()
         .map(|t| {
@@ -56,11 +52,7 @@ pub async fn create(
         ))
     })?;
     let label: String = body.label.chars().take(128).collect();
-    let auth_state = state.clone();
-    let (record, secret) = state
-        .store()
-        .run(move |_| auth_state.auth().create_token(role, &label))
-        .await?;
+    let (record, secret) = state.auth().create_token(role, &label).await?;
     tracing::info!(token = %record.id, role = role_name(role), by = %caller.0.token_id, "token created");
     Ok((
         StatusCode::CREATED,
@@ -83,12 +75,8 @@ pub async fn revoke(
             "revoke your own token with another admin token (or `vigil token revoke`)",
         ));
     }
-    let auth_state = state.clone();
-    let target = id.clone();
-    state
-        .store()
-        .run(move |_| auth_state.auth().revoke(&target))
-        .await?;
+    state.auth().revoke(&id).await?;
+    state.announce_revocation(&id).await;
     tracing::info!(token = %id, by = %caller.0.token_id, "token revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -67,7 +67,7 @@ pub async fn upgrade(
         )
         .into_response();
     }
-    let principal = match credentials(&state, &headers) {
+    let principal = match credentials(&state, &headers).await {
         Ok(principal) => principal,
         Err(err) => {
             state.counters().refused.fetch_add(1, Ordering::Relaxed);
@@ -124,14 +124,18 @@ enum Admitted {
 
 /// Credentials brought to the upgrade: `Authorization: Bearer` (which must then be valid), else
 /// the session cookie; `None` when neither is there.
-fn credentials(state: &AppState, headers: &HeaderMap) -> Result<Option<Principal>, ApiError> {
+async fn credentials(state: &AppState, headers: &HeaderMap) -> Result<Option<Principal>, ApiError> {
     if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
         let token = value
             .to_str()
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
-        return match token.and_then(|t| state.auth().verify_token(t)) {
+        let principal = match token {
+            Some(t) => state.auth().verify_token(t).await,
+            None => None,
+        };
+        return match principal {
             Some(principal) => Ok(Some(principal)),
             None => Err(ApiError::new(
                 axum::http::StatusCode::UNAUTHORIZED,
@@ -140,7 +144,7 @@ fn credentials(state: &AppState, headers: &HeaderMap) -> Result<Option<Principal
             )),
         };
     }
-    Ok(session_principal(state, headers))
+    Ok(session_principal(state, headers).await)
 }
 
 /// How long a client closed for being too slow has to take its close frame before the socket is
@@ -682,7 +686,8 @@ impl Connection {
         };
         let Some(principal) = self.principal.clone() else {
             return match message {
-                ClientMessage::Auth { token } => match self.state.auth().verify_token(&token) {
+                ClientMessage::Auth { token } => match self.state.auth().verify_token(&token).await
+                {
                     Some(principal) => {
                         // From the unauthenticated budget to a connection slot.
                         let Some(slot) = self.state.try_connect() else {

@@ -164,7 +164,7 @@ async fn dashboard_in_a_real_browser() {
     config.dashboard.leaflet = LeafletSource::Local(empty.path().to_owned());
     let server = common::TestServer::start(config).await;
     let addr = server.addr;
-    let operator = server.token(Role::Operator);
+    let operator = server.token(Role::Operator).await;
     let base = format!("http://{addr}");
 
     // Sign in with the printed URL's fragment: the token is traded for a cookie and wiped.
@@ -722,7 +722,7 @@ async fn dashboard_in_a_real_browser() {
     browser
         .wait_text("#login:not([hidden])", "Sign in", PATIENT)
         .await;
-    let viewer = server.token(Role::Viewer);
+    let viewer = server.token(Role::Viewer).await;
     browser
         .js(
             "document.getElementById('login-token').value = arguments[0];\
@@ -764,17 +764,23 @@ async fn replace_session_from_a_link(
     let (_, me) = request(addr, "GET", "/api/session", viewer, None).await;
     let viewer_id = me["token_id"].as_str().unwrap_or_default().to_owned();
     let link = format!("http://{addr}/dashboard#token={operator}");
-    let sessions_of = |id: &str| {
-        server
-            .state
-            .store()
-            .sessions(chrono::Utc::now())
-            .expect("sessions")
-            .iter()
-            .filter(|s| s.token_id == id)
-            .count()
+    let sessions_of = |id: String| {
+        let store = server.state.store().clone();
+        async move {
+            store
+                .sessions(chrono::Utc::now())
+                .await
+                .expect("sessions")
+                .iter()
+                .filter(|s| s.token_id == id)
+                .count()
+        }
     };
-    assert_eq!(sessions_of(&viewer_id), 1, "the viewer is signed in");
+    assert_eq!(
+        sessions_of(viewer_id.clone()).await,
+        1,
+        "the viewer is signed in"
+    );
 
     // A fresh load of the link: asked, answered "keep".
     browser.client.goto("about:blank").await.expect("leave");
@@ -793,7 +799,11 @@ async fn replace_session_from_a_link(
         .await;
     assert_eq!(browser.text("#role").await, "viewer");
     assert_eq!(browser.count("#replace-session[open]").await, 0);
-    assert_eq!(sessions_of(&viewer_id), 1, "the session was kept");
+    assert_eq!(
+        sessions_of(viewer_id.clone()).await,
+        1,
+        "the session was kept"
+    );
 
     // The same link in the open tab (only the fragment changes): asked, answered "replace".
     browser
@@ -813,7 +823,11 @@ async fn replace_session_from_a_link(
         .await;
     let href = browser.js("return location.href;", vec![]).await;
     assert!(!href.as_str().unwrap_or("vgl_").contains("vgl_"), "{href}");
-    assert_eq!(sessions_of(&viewer_id), 0, "the replaced session ended");
+    assert_eq!(
+        sessions_of(viewer_id.clone()).await,
+        0,
+        "the replaced session ended"
+    );
 }
 
 #[tokio::test]
@@ -907,7 +921,7 @@ async fn page_and_assets_are_served_with_types_caching_and_policy() {
     // The page's configuration is for signed-in viewers only.
     let anonymous = raw(addr, "GET", "/api/dashboard/config", "", "").await;
     assert_eq!(anonymous.status, 401);
-    let viewer = server.token(Role::Viewer);
+    let viewer = server.token(Role::Viewer).await;
     let (status, config) = request(addr, "GET", "/api/dashboard/config", &viewer, None).await;
     assert_eq!(status, 200);
     assert_eq!(
@@ -957,7 +971,7 @@ async fn a_leaflet_dir_replaces_the_embedded_copy() {
     let page = raw(addr, "GET", "/dashboard", "", "").await;
     let csp = page.header("content-security-policy");
     assert!(csp.contains("script-src 'self';"), "{csp}");
-    let viewer = server.token(Role::Viewer);
+    let viewer = server.token(Role::Viewer).await;
     let (_, answer) = request(addr, "GET", "/api/dashboard/config", &viewer, None).await;
     assert_eq!(answer["leaflet"]["source"], "local");
     assert_eq!(
@@ -979,7 +993,7 @@ async fn a_leaflet_dir_replaces_the_embedded_copy() {
     )
     .await;
     assert_eq!(none.status, 404);
-    let viewer = server.token(Role::Viewer);
+    let viewer = server.token(Role::Viewer).await;
     let (_, answer) = request(server.addr, "GET", "/api/dashboard/config", &viewer, None).await;
     assert_eq!(answer["leaflet"], Value::Null);
     server.stop().await;

@@ -151,7 +151,7 @@ fn listening_addresses(port: u16) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_mode_shows_real_threats_and_labelled_simulated_activity_then_stops_cleanly() {
     let server = TestServer::start(demo_config()).await;
-    let (mut ws, welcome) = server.connect_as(&server.token(Role::Viewer)).await;
+    let (mut ws, welcome) = server.connect_as(&server.token(Role::Viewer).await).await;
     // Replay from the beginning: the announcement may precede this subscription.
     send(
         &mut ws,
@@ -234,7 +234,7 @@ async fn demo_mode_shows_real_threats_and_labelled_simulated_activity_then_stops
     assert!(location["used"].as_u64().unwrap() >= 2);
 
     // The demo scans are real scans, stored like any other.
-    let operator = server.token(Role::Operator);
+    let operator = server.token(Role::Operator).await;
     let (status, alerts) = call(&server.state, "GET", "/api/alerts", &operator, None).await;
     assert_eq!(status, 200);
     let stored: BTreeSet<&str> = alerts["alerts"]
@@ -280,7 +280,7 @@ async fn loopback_is_in_scope_in_demo_mode_only() {
         ..config()
     })
     .await;
-    let operator = server.token(Role::Operator);
+    let operator = server.token(Role::Operator).await;
     let (status, body) = call(
         &server.state,
         "POST",

@@ -67,7 +67,7 @@ fn import(dir: &Path) {
     }
 }
 
-fn fixture_with(geo: GeoConfig, with_data: bool) -> Fixture {
+async fn fixture_with(geo: GeoConfig, with_data: bool) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     if with_data {
         import(dir.path());
@@ -77,19 +77,27 @@ fn fixture_with(geo: GeoConfig, with_data: bool) -> Fixture {
         geo,
         ..common::config()
     })
+    .await
     .unwrap();
-    let token = |role| state.auth().create_token(role, "geo test").unwrap().1;
+    let auth = state.auth();
+    let viewer = auth.create_token(Role::Viewer, "geo test").await.unwrap().1;
+    let operator = auth
+        .create_token(Role::Operator, "geo test")
+        .await
+        .unwrap()
+        .1;
+    let agent = auth.create_token(Role::Agent, "geo test").await.unwrap().1;
     Fixture {
-        viewer: token(Role::Viewer),
-        operator: token(Role::Operator),
-        agent: token(Role::Agent),
+        viewer,
+        operator,
+        agent,
         state,
         _dir: dir,
     }
 }
 
-fn fixture() -> Fixture {
-    fixture_with(GeoConfig::default(), true)
+async fn fixture() -> Fixture {
+    fixture_with(GeoConfig::default(), true).await
 }
 
 /// POSTs raw bytes with the given headers; the status and the body as JSON (or a string).
@@ -168,7 +176,7 @@ fn ichnaea_example() -> Value {
 
 #[tokio::test]
 async fn the_full_ichnaea_example_answers_from_wifi() {
-    let f = fixture();
+    let f = fixture().await;
     let (status, body) = post(&f.state, "/v1/geolocate", &f.viewer, &ichnaea_example()).await;
     assert_eq!(status, 200, "{body}");
     let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
@@ -181,7 +189,7 @@ async fn the_full_ichnaea_example_answers_from_wifi() {
 
 #[tokio::test]
 async fn google_shaped_wifi_with_any_mac_form() {
-    let f = fixture();
+    let f = fixture().await;
     let (status, body) = post(
         &f.state,
         "/v1/geolocate",
@@ -208,7 +216,7 @@ async fn google_shaped_wifi_with_any_mac_form() {
 
 #[tokio::test]
 async fn cells_exact_area_fallback_and_nr() {
-    let f = fixture();
+    let f = fixture().await;
     let cell = |radio: &str, lac: i64, cid: i64| {
         json!({"radioType": radio, "mobileCountryCode": 208, "mobileNetworkCode": 1,
                "locationAreaCode": lac, "cellId": cid, "signalStrength": -80})
@@ -267,7 +275,7 @@ async fn cells_exact_area_fallback_and_nr() {
 
 #[tokio::test]
 async fn one_bad_cell_is_dropped_and_the_rest_answers() {
-    let f = fixture();
+    let f = fixture().await;
     let (status, body) = post(
         &f.state,
         "/v1/geolocate",
@@ -289,7 +297,7 @@ async fn one_bad_cell_is_dropped_and_the_rest_answers() {
 
 #[tokio::test]
 async fn gzip_bodies_are_inflated() {
-    let f = fixture();
+    let f = fixture().await;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(ichnaea_example().to_string().as_bytes())
         .unwrap();
@@ -339,7 +347,7 @@ async fn gzip_bodies_are_inflated() {
 
 #[tokio::test]
 async fn empty_bodies_are_not_found_and_bad_json_is_a_parse_error() {
-    let f = fixture();
+    let f = fixture().await;
     let auth = format!("Bearer {}", f.viewer);
     let headers = [
         ("authorization", auth.as_str()),
@@ -380,7 +388,7 @@ async fn empty_bodies_are_not_found_and_bad_json_is_a_parse_error() {
 
 #[tokio::test]
 async fn key_in_the_query_for_ichnaea_clients() {
-    let f = fixture();
+    let f = fixture().await;
     let body = ichnaea_example().to_string().into_bytes();
     let json_type = [("content-type", "application/json")];
     let uri = format!("/v1/geolocate?key={}", f.viewer);
@@ -423,7 +431,7 @@ async fn key_in_the_query_for_ichnaea_clients() {
 
 #[tokio::test]
 async fn geosubmit_teaches_later_answers() {
-    let f = fixture();
+    let f = fixture().await;
     let spot = LatLon::new(45.764, 4.8357).unwrap();
     let macs = ["02:aa:00:00:00:01", "02:aa:00:00:00:02"];
     let locate = json!({"wifiAccessPoints": [
@@ -489,7 +497,7 @@ async fn geosubmit_teaches_later_answers() {
 
 #[tokio::test]
 async fn the_seed_routes_keep_the_seed_shapes() {
-    let f = fixture();
+    let f = fixture().await;
     let (status, body) = post(
         &f.state,
         "/api/locate/wifi",
@@ -565,7 +573,7 @@ async fn the_seed_routes_keep_the_seed_shapes() {
 
 #[tokio::test]
 async fn answers_are_published_without_macs() {
-    let f = fixture();
+    let f = fixture().await;
     let (status, _) = post(&f.state, "/v1/geolocate", &f.viewer, &ichnaea_example()).await;
     assert_eq!(status, 200);
     let bus = f.state.bus();
@@ -600,7 +608,7 @@ async fn answers_are_published_without_macs() {
 
 #[tokio::test]
 async fn the_server_starts_without_a_database() {
-    let f = fixture_with(GeoConfig::default(), false);
+    let f = fixture_with(GeoConfig::default(), false).await;
     let (status, body) = post(&f.state, "/v1/geolocate", &f.viewer, &ichnaea_example()).await;
     assert_eq!(status, 404, "{body}");
     assert_envelope(&body, 404, "geolocation", "notFound");
@@ -612,6 +620,7 @@ async fn the_server_starts_without_a_database() {
         },
         ..common::config()
     })
+    .await
     .unwrap_err();
     assert!(err.to_string().contains("WiGLE"), "{err}");
 }
@@ -664,7 +673,8 @@ async fn wigle_and_opencellid_answer_when_configured() {
             ..GeoConfig::default()
         },
         true,
-    );
+    )
+    .await;
     assert_eq!(f.state.geo().online_sources(), ["opencellid", "wigle"]);
     let wifi = json!({"wifiAccessPoints": [
         {"macAddress": "66:77:88:00:00:01", "signalStrength": -50},
@@ -757,7 +767,8 @@ async fn an_exhausted_quota_is_daily_limit_exceeded() {
             ..GeoConfig::default()
         },
         false,
-    );
+    )
+    .await;
     let (status, body) = post(
         &f.state,
         "/v1/geolocate",
@@ -778,7 +789,8 @@ async fn an_exhausted_quota_is_daily_limit_exceeded() {
             ..GeoConfig::default()
         },
         false,
-    );
+    )
+    .await;
     let (status, body) = post(
         &f.state,
         "/v1/geolocate",
@@ -793,7 +805,7 @@ async fn an_exhausted_quota_is_daily_limit_exceeded() {
 
 #[tokio::test]
 async fn the_openapi_document_lists_the_geolocation_routes() {
-    let f = fixture_with(GeoConfig::default(), false);
+    let f = fixture_with(GeoConfig::default(), false).await;
     let response = app(f.state.clone())
         .oneshot(
             Request::get("/api/openapi.json")
@@ -866,7 +878,7 @@ fn data_with_ip() -> tempfile::TempDir {
     dir
 }
 
-fn fixture_ip(trusted_proxies: &[&str]) -> Fixture {
+async fn fixture_ip(trusted_proxies: &[&str]) -> Fixture {
     let dir = data_with_ip();
     let (state, _) = AppState::in_memory(ServerConfig {
         data_dir: dir.path().to_owned(),
@@ -876,10 +888,12 @@ fn fixture_ip(trusted_proxies: &[&str]) -> Fixture {
         },
         ..common::config()
     })
+    .await
     .unwrap();
     let viewer = state
         .auth()
         .create_token(Role::Viewer, "geo test")
+        .await
         .unwrap()
         .1;
     Fixture {
@@ -930,7 +944,7 @@ fn unknown_wifi() -> Value {
 
 #[tokio::test]
 async fn ip_fallback_answers_ipv4_and_ipv6_callers() {
-    let f = fixture_ip(&[]);
+    let f = fixture_ip(&[]).await;
     let (status, body) = locate_from(&f, "203.0.113.7", &[], &unknown_wifi()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["fallback"], "ipf");
@@ -962,7 +976,7 @@ async fn ip_fallback_answers_ipv4_and_ipv6_callers() {
 
 #[tokio::test]
 async fn ip_fallback_misses_private_addresses_and_considerip_false() {
-    let f = fixture_ip(&[]);
+    let f = fixture_ip(&[]).await;
     for peer in [
         "8.8.8.8",
         "192.168.1.10",
@@ -990,7 +1004,7 @@ async fn ip_fallback_misses_private_addresses_and_considerip_false() {
 
 #[tokio::test]
 async fn forwarded_for_counts_only_from_a_trusted_proxy() {
-    let f = fixture_ip(&["10.0.0.0/8", "2001:db8:ffff::1"]);
+    let f = fixture_ip(&["10.0.0.0/8", "2001:db8:ffff::1"]).await;
     let xff = |v: &'static str| [("x-forwarded-for", v)];
     // A trusted proxy says who called.
     let (status, body) = locate_from(
@@ -1044,7 +1058,7 @@ async fn served_requests_carry_the_peer_address() {
         };
         config.geo.trusted_proxies = trusted;
         let server = common::TestServer::start(config).await;
-        let token = server.token(Role::Viewer);
+        let token = server.token(Role::Viewer).await;
         let response = client
             .post(format!("http://{}/v1/geolocate", server.addr))
             .bearer_auth(&token)
@@ -1058,8 +1072,8 @@ async fn served_requests_carry_the_peer_address() {
     }
 }
 
-#[test]
-fn a_bad_trusted_proxy_is_a_config_error() {
+#[tokio::test]
+async fn a_bad_trusted_proxy_is_a_config_error() {
     let dir = tempfile::tempdir().unwrap();
     let Err(err) = AppState::in_memory(ServerConfig {
         data_dir: dir.path().to_owned(),
@@ -1068,7 +1082,9 @@ fn a_bad_trusted_proxy_is_a_config_error() {
             ..GeoConfig::default()
         },
         ..common::config()
-    }) else {
+    })
+    .await
+    else {
         panic!("a /33 IPv4 block was accepted");
     };
     assert!(err.to_string().contains("10.0.0.0/33"), "{err}");

@@ -16,16 +16,21 @@ struct Api {
 }
 
 impl Api {
-    fn new() -> Api {
-        let (state, first) = AppState::in_memory(config()).unwrap();
+    async fn new() -> Api {
+        let (state, first) = AppState::in_memory(config()).await.unwrap();
         Api {
             state,
             admin: first.admin_token,
         }
     }
 
-    fn token(&self, role: Role) -> String {
-        self.state.auth().create_token(role, "http test").unwrap().1
+    async fn token(&self, role: Role) -> String {
+        self.state
+            .auth()
+            .create_token(role, "http test")
+            .await
+            .unwrap()
+            .1
     }
 
     async fn call(&self, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
@@ -61,7 +66,7 @@ impl Api {
 
 #[tokio::test]
 async fn health_and_probes_are_public() {
-    let api = Api::new();
+    let api = Api::new().await;
     let (status, body) = api.get("/health", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "healthy");
@@ -77,8 +82,8 @@ async fn health_and_probes_are_public() {
 
 #[tokio::test]
 async fn protected_routes_refuse_missing_wrong_and_weak_tokens() {
-    let api = Api::new();
-    let viewer = api.token(Role::Viewer);
+    let api = Api::new().await;
+    let viewer = api.token(Role::Viewer).await;
     for path in [
         "/stats",
         "/api/websocket/status",
@@ -108,7 +113,7 @@ async fn protected_routes_refuse_missing_wrong_and_weak_tokens() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"]["code"], "forbidden");
-    let agent = api.token(Role::Agent);
+    let agent = api.token(Role::Agent).await;
     assert_eq!(
         api.get("/stats", Some(&agent)).await.0,
         StatusCode::FORBIDDEN,
@@ -118,7 +123,7 @@ async fn protected_routes_refuse_missing_wrong_and_weak_tokens() {
 
 #[tokio::test]
 async fn a_token_in_the_url_is_refused_everywhere() {
-    let api = Api::new();
+    let api = Api::new().await;
     let admin = api.admin.clone();
     for path in [
         "/health?token=x",
@@ -133,8 +138,8 @@ async fn a_token_in_the_url_is_refused_everywhere() {
 
 #[tokio::test]
 async fn stats_have_the_seed_shape_and_count_events() {
-    let api = Api::new();
-    let operator = api.token(Role::Operator);
+    let api = Api::new().await;
+    let operator = api.token(Role::Operator).await;
     for score in [90.0, 100.0] {
         let data = json!({"agent_id": "a", "agent_name": "n", "task_description": "t", "duration_ms": 1, "success": true, "quality_score": score});
         let (status, _) = api
@@ -166,9 +171,9 @@ async fn stats_have_the_seed_shape_and_count_events() {
 
 #[tokio::test]
 async fn events_publish_and_read_back_with_room_rules() {
-    let api = Api::new();
-    let operator = api.token(Role::Operator);
-    let viewer = api.token(Role::Viewer);
+    let api = Api::new().await;
+    let operator = api.token(Role::Operator).await;
+    let viewer = api.token(Role::Viewer).await;
 
     let (status, created) = api
         .post("/api/events", Some(&operator), json!({"kind": "chat_message", "room": "chat", "severity": "warning", "data": {"message": "hi"}}))
@@ -237,8 +242,8 @@ async fn events_publish_and_read_back_with_room_rules() {
 
 #[tokio::test]
 async fn a_session_cookie_stands_in_for_the_token() {
-    let api = Api::new();
-    let operator = api.token(Role::Operator);
+    let api = Api::new().await;
+    let operator = api.token(Role::Operator).await;
     let request = Request::post("/api/session")
         .header("content-type", "application/json")
         .body(Body::from(json!({"token": operator}).to_string()))
@@ -297,7 +302,7 @@ async fn a_session_cookie_stands_in_for_the_token() {
 
 #[tokio::test]
 async fn responses_carry_protective_headers_and_json_errors() {
-    let api = Api::new();
+    let api = Api::new().await;
     let (status, headers, body) = api
         .call(Request::get("/nope").body(Body::empty()).unwrap())
         .await;
@@ -322,10 +327,15 @@ async fn responses_carry_protective_headers_and_json_errors() {
 
 #[tokio::test]
 async fn revoked_tokens_stop_working_at_once() {
-    let api = Api::new();
-    let (record, secret) = api.state.auth().create_token(Role::Viewer, "temp").unwrap();
+    let api = Api::new().await;
+    let (record, secret) = api
+        .state
+        .auth()
+        .create_token(Role::Viewer, "temp")
+        .await
+        .unwrap();
     assert_eq!(api.get("/stats", Some(&secret)).await.0, StatusCode::OK);
-    api.state.auth().revoke(&record.id).unwrap();
+    api.state.auth().revoke(&record.id).await.unwrap();
     assert_eq!(
         api.get("/stats", Some(&secret)).await.0,
         StatusCode::UNAUTHORIZED
@@ -334,8 +344,8 @@ async fn revoked_tokens_stop_working_at_once() {
 
 #[tokio::test]
 async fn metrics_are_prometheus_text_behind_a_token() {
-    let api = Api::new();
-    let operator = api.token(Role::Operator);
+    let api = Api::new().await;
+    let operator = api.token(Role::Operator).await;
     assert_eq!(api.get("/metrics", None).await.0, StatusCode::UNAUTHORIZED);
     api.post(
         "/api/events",
@@ -374,7 +384,7 @@ async fn metrics_are_prometheus_text_behind_a_token() {
 
 #[tokio::test]
 async fn the_openapi_document_lists_every_rest_route() {
-    let api = Api::new();
+    let api = Api::new().await;
     let (status, doc) = api.get("/api/openapi.json", None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
@@ -416,10 +426,10 @@ async fn the_openapi_document_lists_every_rest_route() {
 
 #[tokio::test]
 async fn every_protected_route_refuses_a_missing_or_too_weak_token() {
-    let api = Api::new();
+    let api = Api::new().await;
     let tokens = [
-        (Role::Viewer, api.token(Role::Viewer)),
-        (Role::Operator, api.token(Role::Operator)),
+        (Role::Viewer, api.token(Role::Viewer).await),
+        (Role::Operator, api.token(Role::Operator).await),
         (Role::Admin, api.admin.clone()),
     ];
     let rank = |role: Role| match role {
@@ -486,7 +496,7 @@ async fn every_protected_route_refuses_a_missing_or_too_weak_token() {
             StatusCode::UNAUTHORIZED,
             "{method} {path} with a wrong token"
         );
-        let agent = api.token(Role::Agent);
+        let agent = api.token(Role::Agent).await;
         assert_eq!(
             api.call(build(Some(&agent))).await.0,
             StatusCode::FORBIDDEN,
@@ -524,7 +534,7 @@ async fn the_connection_cap_refuses_extra_sockets() {
         ..config()
     })
     .await;
-    let token = server.token(Role::Viewer);
+    let token = server.token(Role::Viewer).await;
     let (_a, _) = server.connect_as(&token).await;
     let (_b, _) = server.connect_as(&token).await;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -548,7 +558,7 @@ async fn the_connection_cap_refuses_extra_sockets() {
 
 #[tokio::test]
 async fn admins_mint_list_and_revoke_tokens_over_the_api() {
-    let api = Api::new();
+    let api = Api::new().await;
     let admin = api.admin.clone();
     let (status, created) = api
         .post(
@@ -609,7 +619,13 @@ async fn admins_mint_list_and_revoke_tokens_over_the_api() {
         api.call(delete(id, admin.clone())).await.0,
         StatusCode::NOT_FOUND
     );
-    let own = api.state.auth().verify_token(&admin).unwrap().token_id;
+    let own = api
+        .state
+        .auth()
+        .verify_token(&admin)
+        .await
+        .unwrap()
+        .token_id;
     assert_eq!(
         api.call(delete(own, admin.clone())).await.0,
         StatusCode::BAD_REQUEST,

@@ -37,19 +37,25 @@ fn json_of(body: &[u8]) -> Value {
     serde_json::from_slice(body).expect("JSON body")
 }
 
-fn state_with(imagery: ImageryConfig) -> (AppState, String) {
+async fn state_with(imagery: ImageryConfig) -> (AppState, String) {
     let (state, _) = AppState::in_memory(ServerConfig {
         imagery,
         ..common::config()
     })
+    .await
     .unwrap();
-    let token = state.auth().create_token(Role::Viewer, "t").unwrap().1;
+    let token = state
+        .auth()
+        .create_token(Role::Viewer, "t")
+        .await
+        .unwrap()
+        .1;
     (state, token)
 }
 
 #[tokio::test]
 async fn without_keys_streetview_gives_the_maps_link_only() {
-    let (state, token) = state_with(ImageryConfig::default());
+    let (state, token) = state_with(ImageryConfig::default()).await;
     let (status, body, _) = get(
         &state,
         &token,
@@ -107,7 +113,8 @@ async fn with_a_key_the_image_is_proxied_signed_and_the_key_never_reaches_the_cl
         ),
         google_base_url: Some(google.uri()),
         ..ImageryConfig::default()
-    });
+    })
+    .await;
 
     let (status, body, _) = get(
         &state,
@@ -155,7 +162,8 @@ async fn a_provider_error_on_the_image_is_a_bad_gateway_without_the_key() {
         google_api_key: Some(ApiKey::new(KEY).unwrap()),
         google_base_url: Some(google.uri()),
         ..ImageryConfig::default()
-    });
+    })
+    .await;
     let (status, body, _) = get(&state, &token, "/api/streetview/image?lat=1&lng=2").await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     assert!(!String::from_utf8_lossy(&body).contains(KEY));
@@ -194,7 +202,8 @@ async fn imagery_merges_providers_nearest_first_and_reports_failures() {
         mapillary_base_url: Some(mapillary.uri()),
         panoramax_base_url: Some(format!("{}/api", panoramax.uri())),
         ..ImageryConfig::default()
-    });
+    })
+    .await;
     let (status, body, _) = get(
         &state,
         &token,
@@ -239,7 +248,8 @@ async fn imagery_without_a_mapillary_token_says_so() {
     let (state, token) = state_with(ImageryConfig {
         panoramax_base_url: Some(format!("{}/api", panoramax.uri())),
         ..ImageryConfig::default()
-    });
+    })
+    .await;
     let (status, body, _) = get(&state, &token, "/api/imagery?lat=48.8&lng=2.2").await;
     assert_eq!(status, StatusCode::OK);
     let body = json_of(&body);

@@ -73,7 +73,7 @@ fn scoped(local_agent: Option<usize>) -> ServerConfig {
 async fn a_scan_runs_through_the_local_agent_and_its_threat_arrives_over_ws_once() {
     let server = TestServer::start(scoped(Some(2))).await;
     let port = weak_ssh().await;
-    let (mut watcher, _) = server.connect_as(&server.token(Role::Viewer)).await;
+    let (mut watcher, _) = server.connect_as(&server.token(Role::Viewer).await).await;
     send(
         &mut watcher,
         json!({"type": "subscribe", "rooms": ["scans", "alerts"]}),
@@ -81,7 +81,7 @@ async fn a_scan_runs_through_the_local_agent_and_its_threat_arrives_over_ws_once
     .await;
     assert_eq!(recv(&mut watcher).await["of"], "subscribe");
 
-    let operator = server.token(Role::Operator);
+    let operator = server.token(Role::Operator).await;
     let body = json!({"targets": ["127.0.0.1"], "scan_types": ["banner_grab"], "ports": port.to_string(), "priority": 7});
     let (status, accepted) = call(&server.state, "POST", "/api/scans", &operator, Some(body)).await;
     assert_eq!(status, 202, "{accepted}");
@@ -149,7 +149,7 @@ async fn a_scan_runs_through_the_local_agent_and_its_threat_arrives_over_ws_once
 #[tokio::test]
 async fn targets_out_of_scope_are_refused_before_anything_is_queued() {
     let server = TestServer::start(scoped(None)).await;
-    let operator = server.token(Role::Operator);
+    let operator = server.token(Role::Operator).await;
     for target in ["10.1.2.3", "169.254.169.254", "example.com", "127.0.0.0/8"] {
         let (status, body) = call(
             &server.state,
@@ -196,7 +196,7 @@ async fn targets_out_of_scope_are_refused_before_anything_is_queued() {
         &server.state,
         "POST",
         "/api/scans",
-        &server.token(Role::Viewer),
+        &server.token(Role::Viewer).await,
         Some(json!({"targets": ["127.0.0.1"]})),
     )
     .await;
@@ -210,7 +210,7 @@ async fn targets_out_of_scope_are_refused_before_anything_is_queued() {
         &unscoped.state,
         "POST",
         "/api/scan",
-        &unscoped.token(Role::Operator),
+        &unscoped.token(Role::Operator).await,
         Some(json!({"target": "127.0.0.1"})),
     )
     .await;
@@ -227,7 +227,7 @@ async fn targets_out_of_scope_are_refused_before_anything_is_queued() {
 #[tokio::test]
 async fn ports_are_a_specification_or_a_list_of_numbers() {
     let server = TestServer::start(scoped(None)).await;
-    let operator = server.token(Role::Operator);
+    let operator = server.token(Role::Operator).await;
     for (ports, spec) in [
         (json!([22, 80, 443]), "22,80,443"),
         (json!(8080), "8080"),
@@ -308,8 +308,8 @@ async fn vuln_scan_results_are_matched_on_the_server_with_the_distributions_data
         ..scoped(None)
     })
     .await;
-    let operator = server.token(Role::Operator);
-    let (mut watcher, _) = server.connect_as(&server.token(Role::Viewer)).await;
+    let operator = server.token(Role::Operator).await;
+    let (mut watcher, _) = server.connect_as(&server.token(Role::Viewer).await).await;
     send(
         &mut watcher,
         json!({"type": "subscribe", "rooms": ["alerts"]}),
@@ -317,7 +317,7 @@ async fn vuln_scan_results_are_matched_on_the_server_with_the_distributions_data
     .await;
     assert_eq!(recv(&mut watcher).await["of"], "subscribe");
 
-    let (mut agent, _) = server.connect_as(&server.token(Role::Agent)).await;
+    let (mut agent, _) = server.connect_as(&server.token(Role::Agent).await).await;
     send(&mut agent, json!({"type": "register_agent", "name": "vulns", "capabilities": ["vuln_scan"], "max_concurrent": 1})).await;
     let agent_id = recv(&mut agent).await["agent_id"]
         .as_str()
@@ -411,7 +411,7 @@ fn result_for(task: &Value, agent_id: &str, threats: Value) -> Value {
 }
 
 async fn register(server: &TestServer, name: &str) -> (common::Ws, String) {
-    let (mut agent, _) = server.connect_as(&server.token(Role::Agent)).await;
+    let (mut agent, _) = server.connect_as(&server.token(Role::Agent).await).await;
     send(&mut agent, json!({"type": "register_agent", "name": name, "capabilities": ["port_scan"], "max_concurrent": 1})).await;
     let ack = recv(&mut agent).await;
     assert_eq!(ack["type"], "registration_ack", "{ack}");
@@ -421,9 +421,9 @@ async fn register(server: &TestServer, name: &str) -> (common::Ws, String) {
 #[tokio::test]
 async fn a_remote_agent_gets_tasks_and_its_result_is_stored_once() {
     let server = TestServer::start(scoped(None)).await;
-    let operator = server.token(Role::Operator);
+    let operator = server.token(Role::Operator).await;
 
-    let (mut viewer, _) = server.connect_as(&server.token(Role::Viewer)).await;
+    let (mut viewer, _) = server.connect_as(&server.token(Role::Viewer).await).await;
     send(
         &mut viewer,
         json!({"type": "register_agent", "capabilities": ["port_scan"]}),
@@ -486,7 +486,7 @@ async fn a_remote_agent_gets_tasks_and_its_result_is_stored_once() {
 #[tokio::test]
 async fn a_task_whose_agent_disconnects_is_finished_by_another() {
     let server = TestServer::start(scoped(None)).await;
-    let operator = server.token(Role::Operator);
+    let operator = server.token(Role::Operator).await;
     let (mut first, _) = register(&server, "first").await;
     let (_, accepted) = call(
         &server.state,
@@ -531,8 +531,8 @@ async fn a_silent_agent_loses_its_lease_and_a_task_without_retries_fails() {
         ..scoped(None)
     })
     .await;
-    let operator = server.token(Role::Operator);
-    let (mut watcher, _) = server.connect_as(&server.token(Role::Viewer)).await;
+    let operator = server.token(Role::Operator).await;
+    let (mut watcher, _) = server.connect_as(&server.token(Role::Viewer).await).await;
     send(
         &mut watcher,
         json!({"type": "subscribe", "rooms": ["scans", "monitoring"]}),
@@ -564,7 +564,7 @@ async fn a_restart_keeps_scans_results_and_alerts() {
         ..scoped(None)
     };
     let (scan_id, operator) = {
-        let (state, first) = vigil_server::AppState::open(config()).unwrap();
+        let (state, first) = vigil_server::AppState::open(config()).await.unwrap();
         let operator = first.unwrap().admin_token;
         let (_, accepted) = call(
             &state,
@@ -598,7 +598,7 @@ async fn a_restart_keeps_scans_results_and_alerts() {
         assert_eq!(stored, Ok(true));
         (accepted["scan_id"].as_str().unwrap().to_owned(), operator)
     };
-    let (state, first) = vigil_server::AppState::open(config()).unwrap();
+    let (state, first) = vigil_server::AppState::open(config()).await.unwrap();
     assert!(first.is_none(), "the admin token survived");
     let (status, scan) = call(
         &state,
@@ -619,7 +619,7 @@ async fn a_restart_keeps_scans_results_and_alerts() {
 async fn admins_command_agents_and_operators_cancel_scans() {
     let server = TestServer::start(scoped(None)).await;
     let (mut agent, agent_id) = register(&server, "commanded").await;
-    let operator = server.token(Role::Operator);
+    let operator = server.token(Role::Operator).await;
     let (status, _) = call(
         &server.state,
         "POST",

@@ -219,7 +219,7 @@ async fn polling(
 #[tokio::test]
 async fn connections_need_a_valid_token_in_the_auth_payload() {
     let server = TestServer::start(config()).await;
-    let viewer = server.token(Role::Viewer);
+    let viewer = server.token(Role::Viewer).await;
 
     let refused = Sio::connect_with(&server, "", None, None)
         .await
@@ -278,7 +278,7 @@ async fn foreign_origins_are_refused_on_both_transports() {
         ..config()
     })
     .await;
-    let viewer = server.token(Role::Viewer);
+    let viewer = server.token(Role::Viewer).await;
     let auth = json!({"token": viewer});
 
     let refused = Sio::connect_with(
@@ -322,12 +322,12 @@ async fn rooms_follow_the_bus_rules_and_publishing_reaches_the_sender_too() {
     let server = TestServer::start(config()).await;
     let mut viewer = Sio::connect(
         &server,
-        json!({"token": server.token(Role::Viewer), "rooms": []}),
+        json!({"token": server.token(Role::Viewer).await, "rooms": []}),
     )
     .await;
     let mut operator = Sio::connect(
         &server,
-        json!({"token": server.token(Role::Operator), "rooms": []}),
+        json!({"token": server.token(Role::Operator).await, "rooms": []}),
     )
     .await;
 
@@ -350,7 +350,7 @@ async fn rooms_follow_the_bus_rules_and_publishing_reaches_the_sender_too() {
         &server,
         "",
         None,
-        Some(json!({"token": server.token(Role::Viewer), "rooms": ["admin"]})),
+        Some(json!({"token": server.token(Role::Viewer).await, "rooms": ["admin"]})),
     )
     .await
     .err()
@@ -462,8 +462,9 @@ async fn rooms_follow_the_bus_rules_and_publishing_reaches_the_sender_too() {
 #[tokio::test]
 async fn dashboards_join_the_seed_rooms_by_default_and_agents_join_none() {
     let server = TestServer::start(config()).await;
-    let mut viewer = Sio::connect(&server, json!({"token": server.token(Role::Viewer)})).await;
-    let mut agent = Sio::connect(&server, json!({"token": server.token(Role::Agent)})).await;
+    let mut viewer =
+        Sio::connect(&server, json!({"token": server.token(Role::Viewer).await})).await;
+    let mut agent = Sio::connect(&server, json!({"token": server.token(Role::Agent).await})).await;
     let status = call(
         &server.state,
         "GET",
@@ -494,7 +495,7 @@ async fn dashboards_join_the_seed_rooms_by_default_and_agents_join_none() {
 #[tokio::test]
 async fn an_oversized_message_ends_that_socket_only() {
     let server = TestServer::start(config()).await;
-    let token = server.token(Role::Operator);
+    let token = server.token(Role::Operator).await;
     let mut big = Sio::connect(&server, json!({"token": token, "rooms": []})).await;
     let mut other = Sio::connect(&server, json!({"token": token, "rooms": ["chat"]})).await;
     let limit = server.state.config().max_message_bytes;
@@ -535,7 +536,7 @@ async fn a_socket_sending_past_its_burst_is_disconnected() {
     let server = TestServer::start(config()).await;
     let mut flood = Sio::connect(
         &server,
-        json!({"token": server.token(Role::Viewer), "rooms": []}),
+        json!({"token": server.token(Role::Viewer).await, "rooms": []}),
     )
     .await;
     let burst = server.state.config().message_burst as usize;
@@ -579,7 +580,8 @@ async fn an_agent_registers_gets_its_task_and_reports_in_the_seed_shape() {
     let server = TestServer::start(scoped()).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let open_port = listener.local_addr().unwrap().port();
-    let mut dashboard = Sio::connect(&server, json!({"token": server.token(Role::Viewer)})).await;
+    let mut dashboard =
+        Sio::connect(&server, json!({"token": server.token(Role::Viewer).await})).await;
     // The dashboard's subscription is live once a request of it was answered.
     assert_eq!(
         dashboard.call("join_room", json!({"room": "scans"})).await["status"],
@@ -588,7 +590,7 @@ async fn an_agent_registers_gets_its_task_and_reports_in_the_seed_shape() {
 
     let mut viewer_agent = Sio::connect(
         &server,
-        json!({"token": server.token(Role::Viewer), "rooms": []}),
+        json!({"token": server.token(Role::Viewer).await, "rooms": []}),
     )
     .await;
     let answer = viewer_agent
@@ -599,7 +601,7 @@ async fn an_agent_registers_gets_its_task_and_reports_in_the_seed_shape() {
         .await;
     assert_eq!(answer["code"], "forbidden", "{answer}");
 
-    let mut agent = Sio::connect(&server, json!({"token": server.token(Role::Agent)})).await;
+    let mut agent = Sio::connect(&server, json!({"token": server.token(Role::Agent).await})).await;
     agent
         .emit(
             "register_agent",
@@ -617,7 +619,7 @@ async fn an_agent_registers_gets_its_task_and_reports_in_the_seed_shape() {
         "ok"
     );
 
-    let operator = server.token(Role::Operator);
+    let operator = server.token(Role::Operator).await;
     let (status, scheduled) = call(
         &server.state,
         "POST",
@@ -682,7 +684,7 @@ async fn an_agent_registers_gets_its_task_and_reports_in_the_seed_shape() {
 #[tokio::test]
 async fn a_client_that_stops_reading_is_dropped_while_another_keeps_receiving() {
     let server = TestServer::start(config()).await;
-    let viewer = server.token(Role::Viewer);
+    let viewer = server.token(Role::Viewer).await;
     let mut stalled =
         Sio::connect(&server, json!({"token": viewer, "rooms": ["monitoring"]})).await;
     let mut reader = Sio::connect(&server, json!({"token": viewer, "rooms": ["monitoring"]})).await;
@@ -856,7 +858,7 @@ async fn python_socketio_dashboard_joins_a_room_and_receives_an_event() {
     }
     let server = TestServer::start(config()).await;
     let url = format!("http://{}", server.addr);
-    let token = server.token(Role::Viewer);
+    let token = server.token(Role::Viewer).await;
     let mut script = Script::start("sio_dashboard.py", &[&url, &token]);
     let joined = script.json_line(20).await;
     assert_eq!(joined["joined"]["status"], "ok", "{joined}");
@@ -890,7 +892,7 @@ async fn python_socketio_agent_in_the_seed_style_registers_gets_a_task_and_repor
     let open_port = listener.local_addr().unwrap().port();
     let mut events = server.state.bus().subscribe(Filter::all()).unwrap();
     let url = format!("http://{}", server.addr);
-    let token = server.token(Role::Agent);
+    let token = server.token(Role::Agent).await;
     let mut script = Script::start("sio_agent.py", &[&url, &token]);
 
     // The agent is online once the orchestrator says so.
@@ -908,7 +910,7 @@ async fn python_socketio_agent_in_the_seed_style_registers_gets_a_task_and_repor
     };
     assert!(agent_id.starts_with("scanner_"), "{agent_id}");
 
-    let operator = server.token(Role::Operator);
+    let operator = server.token(Role::Operator).await;
     let (status, scheduled) = call(
         &server.state,
         "POST",

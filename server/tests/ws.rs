@@ -32,7 +32,7 @@ async fn a_socket_must_authenticate_first() {
         "silence past the auth timeout is refused"
     );
 
-    let (_, welcome) = server.connect_as(&server.token(Role::Viewer)).await;
+    let (_, welcome) = server.connect_as(&server.token(Role::Viewer).await).await;
     assert_eq!(welcome["role"], "viewer");
     assert_eq!(welcome["epoch"], server.state.bus().epoch().to_string());
     let admin_room = welcome["rooms"]
@@ -78,7 +78,7 @@ async fn upgrades_from_foreign_origins_or_with_tokens_in_the_url_are_refused() {
 #[tokio::test]
 async fn rooms_rules_and_errors_keep_the_connection_open() {
     let server = TestServer::start(config()).await;
-    let (mut viewer, _) = server.connect_as(&server.token(Role::Viewer)).await;
+    let (mut viewer, _) = server.connect_as(&server.token(Role::Viewer).await).await;
 
     send(
         &mut viewer,
@@ -144,11 +144,11 @@ async fn rooms_rules_and_errors_keep_the_connection_open() {
 #[tokio::test]
 async fn published_events_reach_subscribers_with_their_filter() {
     let server = TestServer::start(config()).await;
-    let (mut reader, _) = server.connect_as(&server.token(Role::Viewer)).await;
+    let (mut reader, _) = server.connect_as(&server.token(Role::Viewer).await).await;
     send(&mut reader, json!({"type": "subscribe", "id": "s", "rooms": ["chat", "alerts"], "min_severity": "warning"})).await;
     assert_eq!(recv(&mut reader).await["of"], "subscribe");
 
-    let (mut operator, _) = server.connect_as(&server.token(Role::Operator)).await;
+    let (mut operator, _) = server.connect_as(&server.token(Role::Operator).await).await;
     send(&mut operator, json!({"type": "publish", "id": "p1", "kind": "chat_message", "room": "chat", "data": {"message": "<b>hi</b>"}})).await;
     let ack = recv(&mut operator).await;
     assert_eq!(ack["of"], "publish");
@@ -178,7 +178,7 @@ async fn oversized_messages_close_that_socket_only() {
         ..config()
     })
     .await;
-    let token = server.token(Role::Operator);
+    let token = server.token(Role::Operator).await;
     let (mut big, _) = server.connect_as(&token).await;
     let padding = "x".repeat(6000);
     send(&mut big, json!({"type": "ping", "id": padding})).await;
@@ -213,7 +213,7 @@ async fn a_flood_of_messages_is_closed_with_4029() {
         ..config()
     })
     .await;
-    let (mut ws, _) = server.connect_as(&server.token(Role::Viewer)).await;
+    let (mut ws, _) = server.connect_as(&server.token(Role::Viewer).await).await;
     for _ in 0..20 {
         if ws
             .send(Message::Text(r#"{"type":"ping"}"#.into()))
@@ -244,7 +244,7 @@ async fn resume_replays_exactly_what_was_missed_or_says_it_cannot() {
     })
     .await;
     let bus = server.state.bus().clone();
-    let token = server.token(Role::Viewer);
+    let token = server.token(Role::Viewer).await;
     let publish = |n: u64| {
         bus.publish_json("scan_update", "scans", &json!({"n": n}))
             .unwrap()
@@ -319,7 +319,7 @@ async fn a_client_that_stops_reading_is_closed_with_4008_while_another_keeps_rec
         ..config()
     })
     .await;
-    let token = server.token(Role::Viewer);
+    let token = server.token(Role::Viewer).await;
     let (mut stalled, _) = server.connect_as(&token).await;
     send(
         &mut stalled,
@@ -390,7 +390,7 @@ async fn a_client_that_stops_reading_is_closed_with_4008_while_another_keeps_rec
 #[tokio::test]
 async fn shutdown_closes_sockets_with_1001_and_readiness_drops() {
     let server = TestServer::start(config()).await;
-    let (mut ws, _) = server.connect_as(&server.token(Role::Viewer)).await;
+    let (mut ws, _) = server.connect_as(&server.token(Role::Viewer).await).await;
     let state = server.state.clone();
     let stopping = tokio::spawn(server.stop());
     assert_eq!(close_code(&mut ws).await, 1001);

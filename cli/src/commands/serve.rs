@@ -106,6 +106,17 @@ pub struct Args {
     #[arg(long)]
     paranoid: bool,
 
+    /// Join a cluster: the shared PostgreSQL database (`postgres://user:password@host/db`) that
+    /// holds tokens, scans, tasks, results, alerts and the event log. Give --redis-url too
+    /// [env VIGIL_DATABASE_URL].
+    #[arg(long, value_name = "URL", env = "VIGIL_DATABASE_URL", hide_env = true)]
+    database_url: Option<String>,
+
+    /// Join a cluster: the Redis (`redis://host:6379/`) that carries the event bus and the
+    /// nodes' control channel. Give --database-url too [env VIGIL_REDIS_URL].
+    #[arg(long, value_name = "URL", env = "VIGIL_REDIS_URL", hide_env = true)]
+    redis_url: Option<String>,
+
     /// Seconds a client has to send a whole request head before its connection is closed
     /// [default: 10; env VIGIL_HEADER_READ_TIMEOUT].
     #[arg(
@@ -155,6 +166,8 @@ impl Args {
             leaflet_dir: crate::config::env("VIGIL_LEAFLET_DIR").map(PathBuf::from),
             cvedb: crate::config::env("VIGIL_CVEDB").map(PathBuf::from),
             paranoid: false,
+            database_url: crate::config::env("VIGIL_DATABASE_URL"),
+            redis_url: crate::config::env("VIGIL_REDIS_URL"),
             header_read_timeout: crate::config::env_parse("VIGIL_HEADER_READ_TIMEOUT")
                 .ok()
                 .flatten(),
@@ -205,6 +218,14 @@ pub struct Settings {
     pub cvedb: Option<PathBuf>,
     /// Unverified CVE matches at their CVSS severity.
     pub paranoid: bool,
+    /// The cluster's shared database (password shown as `***`).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "redacted")]
+    pub database_url: Option<String>,
+    /// The cluster's Redis (password shown as `***`).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "redacted")]
+    pub redis_url: Option<String>,
+    /// The cluster's name in Redis.
+    pub cluster_name: String,
     /// Seconds a client has to send a whole request head.
     pub header_read_timeout: f64,
     /// Seconds an idle keep-alive connection stays open.
@@ -270,6 +291,11 @@ pub fn settings(args: Args, layers: &Layers) -> anyhow::Result<Settings> {
         leaflet_dir: args.leaflet_dir.or_else(|| file.leaflet_dir.clone()),
         cvedb: args.cvedb.or_else(|| file.cvedb.clone()),
         paranoid: switch(args.paranoid, "VIGIL_PARANOID", file.paranoid)?,
+        database_url: args.database_url.or_else(|| file.database_url.clone()),
+        redis_url: args.redis_url.or_else(|| file.redis_url.clone()),
+        cluster_name: config::env("VIGIL_CLUSTER_NAME")
+            .or_else(|| file.cluster_name.clone())
+            .unwrap_or(defaults.cluster_name.clone()),
         header_read_timeout: args
             .header_read_timeout
             .or(file.header_read_timeout)
@@ -284,6 +310,13 @@ pub fn settings(args: Args, layers: &Layers) -> anyhow::Result<Settings> {
             .unwrap_or(defaults.max_header_bytes),
         keys: layers.file.keys.effective(),
     })
+}
+
+fn redacted<S: serde::Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(url) => s.serialize_str(&vigil_server::redact_url(url)),
+        None => s.serialize_none(),
+    }
 }
 
 /// Seconds as a duration; the server's validation then checks the range.
@@ -358,6 +391,9 @@ pub fn run(args: Args, layers: &Layers) -> anyhow::Result<ExitCode> {
         demo: settings.demo,
         cvedb: settings.cvedb.clone(),
         paranoid: settings.paranoid,
+        database_url: settings.database_url.clone(),
+        redis_url: settings.redis_url.clone(),
+        cluster_name: settings.cluster_name.clone(),
         local_agent: if settings.local_agent {
             ServerConfig::default().local_agent
         } else {
@@ -384,16 +420,18 @@ pub fn run(args: Args, layers: &Layers) -> anyhow::Result<ExitCode> {
         Ok(n) => tracing::debug!(limit = n, "open-file limit"),
         Err(err) => tracing::warn!(error = %err, "the open-file limit could not be raised"),
     }
-    let (state, first) =
-        AppState::open(config).with_context(|| format!("opening {}", args.data_dir.display()))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
+        let data = match &args.database_url {
+            Some(url) => format!("cluster node: data in {}", vigil_server::redact_url(url)),
+            None => format!("data in {}", args.data_dir.display()),
+        };
+        let (state, first) = AppState::open(config)
+            .await
+            .with_context(|| format!("opening the database ({data})"))?;
         let listener = listen(args.bind).with_context(|| format!("binding {}", args.bind))?;
         let local = listener.local_addr().context("reading the bound address")?;
-        eprintln!(
-            "vigil server listening on http://{local}  (data in {})",
-            args.data_dir.display()
-        );
+        eprintln!("vigil server listening on http://{local}  ({data})");
         if let Some(first) = first {
             // Shown once: only its hash is stored.
             eprintln!();

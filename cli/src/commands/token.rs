@@ -1,7 +1,9 @@
 //! `vigil token create|list|revoke`: manage the server's access tokens.
 //!
-//! These work on the database in the data directory, so they run beside a live server (which
-//! picks changes up within two seconds) or before its first start.
+//! These work on the database in the data directory (or a cluster's shared database with
+//! `--database-url`), so they run beside a live server (which picks changes up within two
+//! seconds) or before its first start. With `--redis-url` as well, a revocation reaches every
+//! node of the cluster at once.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,6 +20,39 @@ pub struct Args {
     /// Directory of the server's database.
     #[arg(long, default_value = "vigil-data", global = true)]
     data_dir: PathBuf,
+
+    /// A cluster's shared PostgreSQL database instead of the data directory
+    /// [env VIGIL_DATABASE_URL].
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "VIGIL_DATABASE_URL",
+        hide_env = true,
+        global = true
+    )]
+    database_url: Option<String>,
+
+    /// The cluster's Redis: a revocation is announced to every node at once, not within the
+    /// two seconds it takes them to re-read the database [env VIGIL_REDIS_URL].
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "VIGIL_REDIS_URL",
+        hide_env = true,
+        global = true
+    )]
+    redis_url: Option<String>,
+
+    /// The cluster's name in Redis [default: vigil; env VIGIL_CLUSTER_NAME].
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "VIGIL_CLUSTER_NAME",
+        hide_env = true,
+        global = true,
+        default_value = "vigil"
+    )]
+    cluster_name: String,
 
     #[command(subcommand)]
     command: TokenCommand,
@@ -71,12 +106,25 @@ impl From<RoleArg> for Role {
 
 /// Runs a token subcommand.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&args.data_dir)
-        .with_context(|| format!("opening {}", args.data_dir.display()))?;
-    let auth = Auth::load(store).context("reading tokens")?;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run_async(args))
+}
+
+async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
+    let store = match &args.database_url {
+        Some(url) => Store::connect(url)
+            .await
+            .with_context(|| format!("connecting to {}", vigil_server::redact_url(url)))?,
+        None => Store::open(&args.data_dir)
+            .with_context(|| format!("opening {}", args.data_dir.display()))?,
+    };
+    let auth = Auth::load(store).await.context("reading tokens")?;
     match args.command {
         TokenCommand::Create { role, label, json } => {
-            let (record, secret) = auth.create_token(role.into(), &label)?;
+            let (record, secret) = auth.create_token(role.into(), &label).await?;
             if json {
                 let out = serde_json::json!({"id": record.id, "role": record.role, "label": record.label, "token": secret});
                 println!("{out}");
@@ -90,7 +138,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         TokenCommand::List { json } => {
-            let tokens = auth.tokens()?;
+            let tokens = auth.tokens().await?;
             if json {
                 let list: Vec<_> = tokens
                     .iter()
@@ -115,8 +163,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         TokenCommand::Revoke { id } => {
-            auth.revoke(&id)?;
+            auth.revoke(&id).await?;
             eprintln!("token {id} revoked");
+            if let Some(url) = &args.redis_url {
+                let cluster = vigil_server::cluster::Cluster::connect(url, &args.cluster_name)
+                    .await
+                    .context("announcing the revocation to the cluster")?;
+                cluster
+                    .announce(vigil_server::cluster::Control::Revoked {
+                        token_id: id.clone(),
+                    })
+                    .await
+                    .context("announcing the revocation to the cluster")?;
+                eprintln!("every node was told at once");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -126,7 +126,9 @@ CREATE TABLE events (
     room     text NOT NULL,
     severity text NOT NULL,
     time     timestamptz NOT NULL,
-    json     text NOT NULL
+    json     text NOT NULL,
+    -- Every node of a cluster logs every event it sees: one row per event.
+    UNIQUE (epoch, seq)
 );
 CREATE INDEX events_time ON events (time);
 CREATE TABLE scans (
@@ -715,7 +717,8 @@ impl PgStore {
             tx.execute(
                 "INSERT INTO events (epoch, seq, kind, room, severity, time, json)
                  SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[],
-                                      $6::timestamptz[], $7::text[])",
+                                      $6::timestamptz[], $7::text[])
+                 ON CONFLICT (epoch, seq) DO NOTHING",
                 &[&epochs, &seqs, &kinds, &rooms, &severities, &times, &jsons],
             )
             .await?;

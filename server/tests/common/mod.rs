@@ -28,7 +28,7 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(config: ServerConfig) -> TestServer {
-        let (state, first) = AppState::in_memory(config).expect("state");
+        let (state, first) = AppState::in_memory(config).await.expect("state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
@@ -46,10 +46,11 @@ impl TestServer {
         }
     }
 
-    pub fn token(&self, role: Role) -> String {
+    pub async fn token(&self, role: Role) -> String {
         self.state
             .auth()
             .create_token(role, "test")
+            .await
             .expect("token")
             .1
     }

@@ -58,8 +58,8 @@ async fn call(state: &AppState, method: &str, path: &str, cookie: &str, body: &s
     }
 }
 
-fn state(config: ServerConfig) -> AppState {
-    AppState::in_memory(config).expect("state").0
+async fn state(config: ServerConfig) -> AppState {
+    AppState::in_memory(config).await.expect("state").0
 }
 
 /// One directive of a policy (`script-src …`), or "" when absent.
@@ -78,7 +78,7 @@ async fn the_policy_lets_no_cdn_script_in_and_the_map_still_has_leaflet() {
     tiles.dashboard.tile_url = "https://{s}.tiles.example/{z}/{x}/{y}.png".into();
     tiles.dashboard.embed_key = Some("browser-key".into());
     for config in [crate::common::config(), local, tiles] {
-        let state = state(config);
+        let state = state(config).await;
         let page = call(&state, "GET", "/dashboard", "", "").await;
         assert_eq!(page.status, 200);
         for name in ["script-src", "style-src"] {
@@ -94,7 +94,7 @@ async fn the_policy_lets_no_cdn_script_in_and_the_map_still_has_leaflet() {
     }
 
     // With no Leaflet directory configured, the page's Leaflet is served from the binary.
-    let state = state(crate::common::config());
+    let state = state(crate::common::config()).await;
     for file in ["leaflet.js", "leaflet.css", "images/layers.png"] {
         let reply = call(
             &state,
@@ -132,10 +132,11 @@ fn pair(set_cookie: &str) -> &str {
 async fn over_https_the_session_cookie_is_host_prefixed_secure_and_read_only_so() {
     let mut config = crate::common::config();
     config.cookie_secure = true;
-    let state = state(config);
+    let state = state(config).await;
     let (_, viewer) = state
         .auth()
         .create_token(Role::Viewer, "wall")
+        .await
         .expect("token");
 
     let set = sign_in(&state, &viewer).await;
@@ -184,10 +185,11 @@ async fn over_https_the_session_cookie_is_host_prefixed_secure_and_read_only_so(
 
 #[tokio::test]
 async fn over_plain_http_the_session_cookie_keeps_its_plain_name() {
-    let state = state(crate::common::config());
+    let state = state(crate::common::config()).await;
     let (_, viewer) = state
         .auth()
         .create_token(Role::Viewer, "wall")
+        .await
         .expect("token");
     let set = sign_in(&state, &viewer).await;
     assert!(set.starts_with("vigil_session="), "{set}");

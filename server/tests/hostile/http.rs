@@ -152,7 +152,7 @@ async fn long_method_names_leave_metrics_small() {
 
 #[tokio::test]
 async fn a_405_answer_is_labelled_with_fixed_labels() {
-    let (state, first) = AppState::in_memory(common::config()).unwrap();
+    let (state, first) = AppState::in_memory(common::config()).await.unwrap();
     for name in ["BREW", "PROPFIND", "DELETE"] {
         let request = Request::builder()
             .method(Method::from_bytes(name.as_bytes()).unwrap())
@@ -329,13 +329,16 @@ async fn shutdown_is_not_held_up_by_idle_or_unfinished_connections() {
     closed_within(&mut partial, Duration::from_secs(3)).await;
 }
 
-fn config_validation_refuses_bad_limits_case(config: ServerConfig, what: &str) {
-    let err = AppState::in_memory(config).expect_err(what).to_string();
+async fn config_validation_refuses_bad_limits_case(config: ServerConfig, what: &str) {
+    let err = AppState::in_memory(config)
+        .await
+        .expect_err(what)
+        .to_string();
     assert!(err.contains(what), "{err}");
 }
 
-#[test]
-fn bad_limits_are_refused_at_start() {
+#[tokio::test]
+async fn bad_limits_are_refused_at_start() {
     let base = common::config;
     config_validation_refuses_bad_limits_case(
         ServerConfig {
@@ -343,27 +346,30 @@ fn bad_limits_are_refused_at_start() {
             ..base()
         },
         "header_read_timeout",
-    );
+    )
+    .await;
     config_validation_refuses_bad_limits_case(
         ServerConfig {
             keep_alive_timeout: Duration::from_secs(60),
             ..base()
         },
         "keep_alive_timeout",
-    );
+    )
+    .await;
     config_validation_refuses_bad_limits_case(
         ServerConfig {
             max_header_bytes: 10,
             ..base()
         },
         "max_header_bytes",
-    );
+    )
+    .await;
     let mut config = base();
     config.imagery.streetview_static_budget = Budget::new(0, 1);
-    config_validation_refuses_bad_limits_case(config, "streetview_static_budget");
+    config_validation_refuses_bad_limits_case(config, "streetview_static_budget").await;
     let mut config = base();
     config.geo.wigle_budget = Budget::new(10, 0);
-    config_validation_refuses_bad_limits_case(config, "wigle_budget");
+    config_validation_refuses_bad_limits_case(config, "wigle_budget").await;
 }
 
 // ---- Budgets of paid upstreams ----
@@ -401,9 +407,12 @@ async fn call(
     )
 }
 
-fn tokens(state: &AppState, role: Role) -> (String, String) {
-    let mint = || state.auth().create_token(role, "budget test").unwrap().1;
-    (mint(), mint())
+async fn tokens(state: &AppState, role: Role) -> (String, String) {
+    let auth = state.auth();
+    (
+        auth.create_token(role, "budget test").await.unwrap().1,
+        auth.create_token(role, "budget test").await.unwrap().1,
+    )
 }
 
 #[tokio::test]
@@ -423,8 +432,8 @@ async fn the_static_image_proxy_has_a_budget_per_token() {
     config.imagery.google_api_key = Some(ApiKey::new("AIzaBudgetTestKey").unwrap());
     config.imagery.google_base_url = Some(google.uri());
     config.imagery.streetview_static_budget = Budget::new(1, 2);
-    let (state, _) = AppState::in_memory(config).unwrap();
-    let (greedy, other) = tokens(&state, Role::Viewer);
+    let (state, _) = AppState::in_memory(config).await.unwrap();
+    let (greedy, other) = tokens(&state, Role::Viewer).await;
     let uri = "/api/streetview/image?lat=46.41&lng=10.01";
     for _ in 0..2 {
         assert_eq!(call(&state, "GET", uri, &greedy, None).await.0, 200);
@@ -478,8 +487,8 @@ async fn mapillary_and_panoramax_lookups_have_budgets_per_token() {
         panoramax_budget: Budget::new(1, 2),
         ..ImageryConfig::default()
     };
-    let (state, _) = AppState::in_memory(config).unwrap();
-    let (greedy, other) = tokens(&state, Role::Viewer);
+    let (state, _) = AppState::in_memory(config).await.unwrap();
+    let (greedy, other) = tokens(&state, Role::Viewer).await;
     let uri = "/api/imagery?lat=48.8584&lng=2.2945&radius=100";
     let (status, _, body) = call(&state, "GET", uri, &greedy, None).await;
     assert_eq!(status, 200, "{body}");
@@ -571,9 +580,14 @@ async fn wigle_lookups_have_a_budget_per_token_and_offline_answers_are_free() {
         wigle_budget: Budget::new(1, 2),
         ..GeoConfig::default()
     };
-    let (state, _) = AppState::in_memory(config).unwrap();
-    let (greedy, other) = tokens(&state, Role::Viewer);
-    let operator = state.auth().create_token(Role::Operator, "t").unwrap().1;
+    let (state, _) = AppState::in_memory(config).await.unwrap();
+    let (greedy, other) = tokens(&state, Role::Viewer).await;
+    let operator = state
+        .auth()
+        .create_token(Role::Operator, "t")
+        .await
+        .unwrap()
+        .1;
 
     // Two APs unknown offline: two WiGLE requests, the whole budget.
     let (status, _, body) =
@@ -660,8 +674,8 @@ async fn opencellid_lookups_have_a_budget_per_token() {
         opencellid_budget: Budget::new(1, 1),
         ..GeoConfig::default()
     };
-    let (state, _) = AppState::in_memory(config).unwrap();
-    let (greedy, other) = tokens(&state, Role::Agent);
+    let (state, _) = AppState::in_memory(config).await.unwrap();
+    let (greedy, other) = tokens(&state, Role::Agent).await;
     let cell = |cid: u32| json!({"cell_towers": [{"mcc": 208, "mnc": 20, "lac": 9, "cid": cid, "radio": "lte"}]});
     let (status, _, body) = call(
         &state,
@@ -712,8 +726,8 @@ async fn geosubmit_has_a_budget_and_the_overlay_a_bound() {
     };
     config.geo.geosubmit_budget = Budget::new(1, 2);
     config.geo.max_overlay_rows = 2;
-    let (state, _) = AppState::in_memory(config).unwrap();
-    let (greedy, other) = tokens(&state, Role::Operator);
+    let (state, _) = AppState::in_memory(config).await.unwrap();
+    let (greedy, other) = tokens(&state, Role::Operator).await;
     let known = ["02:cc:00:00:00:01", "02:cc:00:00:00:02"];
     let fresh = ["02:cc:00:00:00:03", "02:cc:00:00:00:04"];
     let submit = |token: &str, body: Value| {

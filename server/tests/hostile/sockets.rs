@@ -145,7 +145,7 @@ async fn anonymous_sockets_cannot_keep_authenticated_clients_out() {
     assert_eq!(server.state.connections(), 0, "none took a connection slot");
 
     // Credentials at the upgrade: welcomed without an `auth` message, counted apart.
-    let viewer = server.token(Role::Viewer);
+    let viewer = server.token(Role::Viewer).await;
     let mut ws = open(&server, &bearer(&viewer)).await.expect("upgrade");
     let welcome = recv(&mut ws).await;
     assert_eq!(welcome["type"], "welcome", "{welcome}");
@@ -222,7 +222,7 @@ async fn revoking_a_token_closes_its_connections() {
     let server = TestServer::start(common::config()).await;
     let auth = server.state.auth();
 
-    let (record, operator) = auth.create_token(Role::Operator, "ops").unwrap();
+    let (record, operator) = auth.create_token(Role::Operator, "ops").await.unwrap();
     let (mut by_message, _) = server.connect_as(&operator).await;
     let mut by_header = open(&server, &bearer(&operator)).await.unwrap();
     assert_eq!(recv(&mut by_header).await["type"], "welcome");
@@ -242,10 +242,12 @@ async fn revoking_a_token_closes_its_connections() {
 
     // Revoked by another process (a second handle on the same database, as `vigil token` is):
     // the server notices within its reload period.
-    let (record, viewer) = auth.create_token(Role::Viewer, "dash").unwrap();
+    let (record, viewer) = auth.create_token(Role::Viewer, "dash").await.unwrap();
     let (mut ws, _) = server.connect_as(&viewer).await;
-    let elsewhere = vigil_server::auth::Auth::load(server.state.store().clone()).unwrap();
-    elsewhere.revoke(&record.id).unwrap();
+    let elsewhere = vigil_server::auth::Auth::load(server.state.store().clone())
+        .await
+        .unwrap();
+    elsewhere.revoke(&record.id).await.unwrap();
     let started = tokio::time::Instant::now();
     let (code, reason) = close_frame(&mut ws).await;
     assert_eq!((code, reason.as_str()), (4001, "revoked"));
@@ -261,8 +263,10 @@ async fn revoking_a_token_closes_its_connections() {
 #[tokio::test]
 async fn a_token_minted_by_another_process_works_at_once() {
     let server = TestServer::start(common::config()).await;
-    let elsewhere = vigil_server::auth::Auth::load(server.state.store().clone()).unwrap();
-    let (_, token) = elsewhere.create_token(Role::Agent, "rack 3").unwrap();
+    let elsewhere = vigil_server::auth::Auth::load(server.state.store().clone())
+        .await
+        .unwrap();
+    let (_, token) = elsewhere.create_token(Role::Agent, "rack 3").await.unwrap();
     let (_ws, welcome) = server.connect_as(&token).await;
     assert_eq!(welcome["role"], "agent");
     let mut ws = open(&server, &bearer(&token))
@@ -298,8 +302,11 @@ fn scoped() -> ServerConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_are_who_their_token_says_and_results_stay_on_target() {
     let server = TestServer::start(scoped()).await;
-    let (token_a, token_b) = (server.token(Role::Agent), server.token(Role::Agent));
-    let operator = server.token(Role::Operator);
+    let (token_a, token_b) = (
+        server.token(Role::Agent).await,
+        server.token(Role::Agent).await,
+    );
+    let operator = server.token(Role::Operator).await;
 
     let (mut a, ack) = agent(&server, &token_a, Some("agent-a")).await;
     assert_eq!(ack["type"], "registration_ack", "{ack}");
@@ -362,13 +369,13 @@ async fn agents_are_who_their_token_says_and_results_stay_on_target() {
         refused["message"].as_str().unwrap().contains("203.0.113.9"),
         "{refused}"
     );
-    assert!(server.state.store().alerts(10).unwrap().is_empty());
+    assert!(server.state.store().alerts(10).await.unwrap().is_empty());
 
     // On target, it is stored.
     send(&mut a, forged("agent-a", "127.0.0.1", "127.0.0.1")).await;
     let ack = recv(&mut a).await;
     assert_eq!(ack["of"], "scan_result", "{ack}");
-    assert_eq!(server.state.store().alerts(10).unwrap().len(), 1);
+    assert_eq!(server.state.store().alerts(10).await.unwrap().len(), 1);
     server.stop().await;
 }
 
@@ -376,7 +383,7 @@ async fn agents_are_who_their_token_says_and_results_stay_on_target() {
 #[tokio::test]
 async fn alerts_and_scan_events_come_only_from_the_server() {
     let server = TestServer::start(common::config()).await;
-    for token in [server.token(Role::Agent), server.admin.clone()] {
+    for token in [server.token(Role::Agent).await, server.admin.clone()] {
         let (mut ws, welcome) = server.connect_as(&token).await;
         for room in ["alerts", "scans"] {
             let rights = welcome["rooms"]
@@ -416,6 +423,7 @@ async fn chat_names_the_sender_the_server_knows() {
         .state
         .auth()
         .create_token(Role::Operator, "night shift")
+        .await
         .unwrap();
     let (mut ws, _) = server.connect_as(&operator).await;
     send(&mut ws, json!({"type": "subscribe", "rooms": ["chat"]})).await;
@@ -441,30 +449,34 @@ async fn chat_names_the_sender_the_server_knows() {
 #[tokio::test]
 async fn sessions_per_token_are_bounded() {
     let server = TestServer::start(common::config()).await;
-    let viewer = server.token(Role::Viewer);
+    let viewer = server.token(Role::Viewer).await;
     let auth = server.state.auth();
-    let principal = auth.verify_token(&viewer).unwrap();
+    let principal = auth.verify_token(&viewer).await.unwrap();
     let max = vigil_server::auth::MAX_SESSIONS_PER_TOKEN;
-    let sessions: Vec<String> = (0..max + 8)
-        .map(|_| {
+    let mut sessions: Vec<String> = Vec::new();
+    for _ in 0..max + 8 {
+        sessions.push(
             auth.create_session(&principal, Duration::from_secs(60))
-                .unwrap()
-        })
-        .collect();
-    let live = sessions
-        .iter()
-        .filter(|s| auth.verify_session(s).is_some())
-        .count();
+                .await
+                .unwrap(),
+        );
+    }
+    let mut live = 0;
+    for s in &sessions {
+        live += usize::from(auth.verify_session(s).await.is_some());
+    }
     assert_eq!(live, max);
     assert!(
-        auth.verify_session(&sessions[max + 7]).is_some(),
+        auth.verify_session(&sessions[max + 7]).await.is_some(),
         "the newest stays"
     );
-    let fresh = vigil_server::auth::Auth::load(server.state.store().clone()).unwrap();
-    let stored = sessions
-        .iter()
-        .filter(|s| fresh.verify_session(s).is_some())
-        .count();
+    let fresh = vigil_server::auth::Auth::load(server.state.store().clone())
+        .await
+        .unwrap();
+    let mut stored = 0;
+    for s in &sessions {
+        stored += usize::from(fresh.verify_session(s).await.is_some());
+    }
     assert_eq!(stored, max, "the store keeps the same bound");
     server.stop().await;
 }
@@ -478,7 +490,7 @@ async fn agent_ids_per_token_are_bounded() {
         ..common::config()
     };
     let server = TestServer::start(config).await;
-    let token = server.token(Role::Agent);
+    let token = server.token(Role::Agent).await;
     for _ in 0..20 {
         let (ws, ack) = agent(&server, &token, None).await;
         assert_eq!(ack["type"], "registration_ack", "{ack}");
@@ -574,7 +586,7 @@ async fn engineio_sessions_without_a_token_have_a_budget() {
     assert_eq!(held.len(), 16, "one source's budget");
     assert_eq!(refused, 44);
 
-    let operator = server.token(Role::Operator);
+    let operator = server.token(Role::Operator).await;
     let (status, ws) = engineio_handshake(&server, &bearer(&operator)).await;
     assert_eq!(status, 101);
     let mut ws = ws.unwrap();
@@ -589,9 +601,10 @@ async fn engineio_sessions_without_a_token_have_a_budget() {
         .state
         .auth()
         .verify_token(&operator)
+        .await
         .unwrap()
         .token_id;
-    server.state.auth().revoke(&id).unwrap();
+    server.state.auth().revoke(&id).await.unwrap();
     let error = packet(&mut ws, "42").await;
     assert!(error.contains("revoked"), "{error}");
     let gone = packet(&mut ws, "41").await;

@@ -1,4 +1,4 @@
-//! SQLite persistence: tokens, sessions and the event log.
+//! The single-node store: one SQLite file.
 //!
 //! One database file, `vigil.db`, in the data directory, in WAL mode so that readers never wait
 //! for the writer. Calls are synchronous; async code runs them with
@@ -11,9 +11,8 @@ use chrono::{DateTime, Utc};
 use event_bus::{Event, Role};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::{AlertRow, ScanRow, SessionRecord, TaskRow, TokenRecord, parse_role, role_name};
 use crate::error::{Error, Result};
-
-pub mod postgres;
 
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "vigil.db";
@@ -84,65 +83,16 @@ CREATE TABLE IF NOT EXISTS agents (
 );
 ";
 
-/// A token as stored: never the secret, only its SHA-256.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRecord {
-    /// The public id (the first 12 hex digits of the hash), used to list and revoke.
-    pub id: String,
-    /// SHA-256 of the secret.
-    pub hash: [u8; 32],
-    /// What the token may do.
-    pub role: Role,
-    /// A human label ("dashboard", "agent rack 3").
-    pub label: String,
-    /// When it was made.
-    pub created: DateTime<Utc>,
-    /// When it was revoked, if it was.
-    pub revoked: Option<DateTime<Utc>>,
-}
-
-/// A stored session: the hash of the cookie secret and the token it stands for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionRecord {
-    /// SHA-256 of the cookie secret.
-    pub hash: [u8; 32],
-    /// The token the session was opened with.
-    pub token_id: String,
-    /// When it stops being valid.
-    pub expires: DateTime<Utc>,
-}
-
 /// A handle to the database. Cheap to clone.
 #[derive(Clone)]
-pub struct Store {
+pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
 }
 
-impl std::fmt::Debug for Store {
+impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").finish_non_exhaustive()
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
     }
-}
-
-/// The wire name of a role.
-pub fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Viewer => "viewer",
-        Role::Operator => "operator",
-        Role::Admin => "admin",
-        Role::Agent => "agent",
-    }
-}
-
-/// Parses a role name (`viewer`, `operator`, `admin`, `agent`).
-pub fn parse_role(name: &str) -> Option<Role> {
-    Some(match name {
-        "viewer" => Role::Viewer,
-        "operator" => Role::Operator,
-        "admin" => Role::Admin,
-        "agent" => Role::Agent,
-        _ => return None,
-    })
 }
 
 fn hash_from(blob: Vec<u8>) -> rusqlite::Result<[u8; 32]> {
@@ -155,9 +105,9 @@ fn hash_from(blob: Vec<u8>) -> rusqlite::Result<[u8; 32]> {
     })
 }
 
-impl Store {
+impl SqliteStore {
     /// Opens (creating if needed) the database in `dir`.
-    pub fn open(dir: &Path) -> Result<Store> {
+    pub fn open(dir: &Path) -> Result<SqliteStore> {
         std::fs::create_dir_all(dir).map_err(|source| Error::DataDir {
             path: dir.to_owned(),
             source,
@@ -167,11 +117,11 @@ impl Store {
     }
 
     /// A database that lives in memory only, for tests.
-    pub fn open_in_memory() -> Result<Store> {
+    pub fn open_in_memory() -> Result<SqliteStore> {
         Self::init(Connection::open_in_memory()?)
     }
 
-    fn init(conn: Connection) -> Result<Store> {
+    fn init(conn: Connection) -> Result<SqliteStore> {
         // WAL: readers do not block the writer; NORMAL: durable across process crashes, and a
         // power loss can lose only the last transactions, never corrupt the file.
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -179,7 +129,7 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Store {
+        Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
         })
     }
@@ -197,7 +147,7 @@ impl Store {
     /// Runs `f` on a blocking thread, for use from async code.
     pub async fn run<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Store) -> Result<T> + Send + 'static,
+        f: impl FnOnce(&SqliteStore) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let store = self.clone();
         tokio::task::spawn_blocking(move || f(&store))
@@ -207,19 +157,20 @@ impl Store {
 
     /// Stores a new token.
     pub fn insert_token(&self, token: &TokenRecord) -> Result<()> {
+        self.with(|c| insert_token(c, token))
+    }
+
+    /// Stores `token` only if no token exists at all; `true` if it did.
+    pub fn insert_first_admin(&self, token: &TokenRecord) -> Result<bool> {
         self.with(|c| {
-            c.execute(
-                "INSERT INTO tokens (id, hash, role, label, created, revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    token.id,
-                    &token.hash[..],
-                    role_name(token.role),
-                    token.label,
-                    token.created.to_rfc3339(),
-                    token.revoked.map(|t| t.to_rfc3339()),
-                ],
-            )
-            .map(drop)
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let n: i64 = tx.query_row("SELECT COUNT(*) FROM tokens", [], |r| r.get(0))?;
+            if n > 0 {
+                return Ok(false);
+            }
+            insert_token(&tx, token)?;
+            tx.commit()?;
+            Ok(true)
         })
     }
 
@@ -412,54 +363,7 @@ impl Store {
     }
 }
 
-/// A scan as stored: who asked, what they asked (the request JSON), and its tasks.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScanRow {
-    /// The scan id.
-    pub id: String,
-    /// The token label or id of who asked.
-    pub requested_by: String,
-    /// The request as accepted, JSON.
-    pub request: String,
-    /// When it was accepted.
-    pub created: DateTime<Utc>,
-}
-
-/// A task as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TaskRow {
-    /// The task id.
-    pub id: String,
-    /// Its scan.
-    pub scan_id: String,
-    /// The task, JSON.
-    pub task: String,
-    /// `queued`, `running`, or how it ended.
-    pub status: String,
-    /// Attempts made so far.
-    pub attempts: u32,
-    /// The agent it was last assigned to.
-    pub agent: Option<String>,
-}
-
-/// An alert to store: one per (scan, target, signature).
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlertRow {
-    /// The scan.
-    pub scan_id: String,
-    /// The task that found it.
-    pub task_id: String,
-    /// The target as the operator named it.
-    pub target: String,
-    /// The signature that matched.
-    pub signature_id: String,
-    /// Its severity name.
-    pub severity: String,
-    /// The threat, JSON.
-    pub threat: String,
-}
-
-impl Store {
+impl SqliteStore {
     /// Stores a scan and its tasks in one transaction.
     pub fn insert_scan(&self, scan: &ScanRow, tasks: &[TaskRow]) -> Result<()> {
         self.with(|c| {
@@ -609,6 +513,21 @@ impl Store {
     }
 }
 
+fn insert_token(c: &Connection, token: &TokenRecord) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO tokens (id, hash, role, label, created, revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            token.id,
+            &token.hash[..],
+            role_name(token.role),
+            token.label,
+            token.created.to_rfc3339(),
+            token.revoked.map(|t| t.to_rfc3339()),
+        ],
+    )
+    .map(drop)
+}
+
 fn token_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
     let role: String = row.get(2)?;
     let created: String = row.get(4)?;
@@ -655,7 +574,7 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_and_revoke() {
-        let store = Store::open_in_memory().unwrap();
+        let store = SqliteStore::open_in_memory().unwrap();
         store.insert_token(&token("abc", Role::Admin)).unwrap();
         store.insert_token(&token("defg", Role::Agent)).unwrap();
         let all = store.tokens().unwrap();
@@ -684,7 +603,7 @@ mod tests {
 
     #[test]
     fn the_event_log_keeps_only_the_newest() {
-        let store = Store::open_in_memory().unwrap();
+        let store = SqliteStore::open_in_memory().unwrap();
         let bus = event_bus::Bus::new();
         let events: Vec<_> = (0..10)
             .map(|n| {
@@ -703,10 +622,17 @@ mod tests {
     #[test]
     fn a_database_on_disk_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
-        Store::open(dir.path())
+        SqliteStore::open(dir.path())
             .unwrap()
             .insert_token(&token("abc", Role::Viewer))
             .unwrap();
-        assert_eq!(Store::open(dir.path()).unwrap().tokens().unwrap().len(), 1);
+        assert_eq!(
+            SqliteStore::open(dir.path())
+                .unwrap()
+                .tokens()
+                .unwrap()
+                .len(),
+            1
+        );
     }
 }

@@ -1,0 +1,224 @@
+//! What the nodes of a cluster tell each other, over Redis.
+//!
+//! The event bus carries what users see; this control channel carries what nodes must do.
+//! Every node publishes on one Redis pub/sub channel, `{<cluster_name>}:control`, and listens
+//! to it; a message names the node that sent it, and that node ignores its own.
+//!
+//! | message | sent when | what every other node does |
+//! |---|---|---|
+//! | `revoked` | a token was revoked through this node's API | forgets the token and its sessions and closes every connection opened with it, at once |
+//!
+//! Pub/sub delivers at most once: a node that is not connected to Redis when a message goes out
+//! never sees it. Nothing depends on the control channel alone. Revocations are also in the
+//! shared database, which every node re-reads every two seconds ([`crate::auth::Auth::reload`])
+//! and at once when its control connection comes back; the channel only makes it immediate.
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::redact_url;
+use crate::error::{Error, Result};
+use crate::state::AppState;
+
+/// One control message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Control {
+    /// Token `token_id` was revoked.
+    Revoked {
+        /// The token's public id.
+        token_id: String,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Envelope {
+    node: String,
+    #[serde(flatten)]
+    message: Control,
+}
+
+/// This node's place in a cluster: its id and its connection to the control channel.
+pub struct Cluster {
+    node_id: String,
+    channel: String,
+    client: redis::Client,
+    publisher: Mutex<Option<redis::aio::MultiplexedConnection>>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("node_id", &self.node_id)
+            .field("channel", &self.channel)
+            .finish_non_exhaustive()
+    }
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn cluster_error(url: &str, err: impl std::fmt::Display) -> Error {
+    Error::Cluster(format!("{}: {err}", redact_url(url)))
+}
+
+impl Cluster {
+    /// Connects to the cluster's Redis (checking that it answers) as a node with a fresh id.
+    pub async fn connect(redis_url: &str, cluster_name: &str) -> Result<Cluster> {
+        let client = redis::Client::open(redis_url).map_err(|e| cluster_error(redis_url, e))?;
+        let cluster = Cluster {
+            node_id: new_node_id()?,
+            channel: format!("{{{cluster_name}}}:control"),
+            client,
+            publisher: Mutex::new(None),
+        };
+        let conn = cluster
+            .connection()
+            .await
+            .map_err(|e| cluster_error(redis_url, e))?;
+        *cluster.publisher.lock().await = Some(conn);
+        Ok(cluster)
+    }
+
+    /// This node's id: random, new at every start.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(CONNECT_TIMEOUT));
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+    }
+
+    /// Tells every other node (reconnecting once if the connection was lost). On failure the
+    /// shared database still says it, and every node re-reads it within seconds.
+    pub async fn announce(&self, message: Control) -> Result<()> {
+        let payload = serde_json::to_string(&Envelope {
+            node: self.node_id.clone(),
+            message,
+        })
+        .map_err(|e| Error::Cluster(e.to_string()))?;
+        let mut slot = self.publisher.lock().await;
+        let mut last = None;
+        for _ in 0..2 {
+            let conn = match slot.as_mut() {
+                Some(conn) => conn,
+                None => match self.connection().await {
+                    Ok(conn) => slot.insert(conn),
+                    Err(err) => return Err(Error::Cluster(err.to_string())),
+                },
+            };
+            match conn.publish::<_, _, i64>(&self.channel, &payload).await {
+                Ok(_) => return Ok(()),
+                Err(err) => {
+                    last = Some(err);
+                    *slot = None;
+                }
+            }
+        }
+        Err(Error::Cluster(
+            last.map_or_else(String::new, |e| e.to_string()),
+        ))
+    }
+
+    /// Listens to the control channel until `stop`, reconnecting with backoff; after every
+    /// (re)connection it re-reads the tokens, so that nothing said while it was away is missed.
+    pub async fn listen(&self, state: AppState, stop: CancellationToken) {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let session = async {
+                let mut pubsub = self.client.get_async_pubsub().await?;
+                pubsub.subscribe(&self.channel).await?;
+                redis::RedisResult::Ok(pubsub)
+            };
+            let pubsub = tokio::select! {
+                () = stop.cancelled() => return,
+                pubsub = tokio::time::timeout(CONNECT_TIMEOUT, session) => pubsub,
+            };
+            match pubsub {
+                Ok(Ok(pubsub)) => {
+                    backoff = Duration::from_millis(50);
+                    if let Err(err) = state.auth().reload().await {
+                        tracing::warn!(error = %err, "re-reading tokens failed");
+                    }
+                    let mut messages = pubsub.into_on_message();
+                    loop {
+                        let msg = tokio::select! {
+                            () = stop.cancelled() => return,
+                            msg = futures::StreamExt::next(&mut messages) => msg,
+                        };
+                        let Some(msg) = msg else { break };
+                        let Ok(payload) = msg.get_payload::<String>() else {
+                            continue;
+                        };
+                        self.apply(&state, &payload);
+                    }
+                    tracing::warn!("cluster control channel lost; reconnecting");
+                }
+                Ok(Err(err)) => tracing::warn!(error = %err, "cluster control channel unreachable"),
+                Err(_) => tracing::warn!("cluster control channel: connection timed out"),
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    fn apply(&self, state: &AppState, payload: &str) {
+        let envelope: Envelope = match serde_json::from_str(payload) {
+            Ok(envelope) => envelope,
+            Err(err) => {
+                tracing::warn!(error = %err, "unreadable cluster control message ignored");
+                return;
+            }
+        };
+        if envelope.node == self.node_id {
+            return;
+        }
+        match envelope.message {
+            Control::Revoked { token_id } => {
+                tracing::info!(token = %token_id, from = %envelope.node, "token revoked on another node");
+                state.auth().forget_revoked(&token_id);
+            }
+        }
+    }
+}
+
+fn new_node_id() -> Result<String> {
+    let mut bytes = [0u8; 6];
+    getrandom::fill(&mut bytes).map_err(|e| Error::Random(e.to_string()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_have_a_stable_shape() {
+        let text = serde_json::to_string(&Envelope {
+            node: "a1".into(),
+            message: Control::Revoked {
+                token_id: "abc".into(),
+            },
+        })
+        .unwrap();
+        assert_eq!(text, r#"{"node":"a1","kind":"revoked","token_id":"abc"}"#);
+        let back: Envelope = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            back.message,
+            Control::Revoked {
+                token_id: "abc".into()
+            }
+        );
+    }
+}
