@@ -7,6 +7,11 @@
 //! | message | sent when | what every other node does |
 //! |---|---|---|
 //! | `revoked` | a token was revoked through this node's API | forgets the token and its sessions and closes every connection opened with it, at once |
+//! | `command` | an operator's command (or a scan's cancellation) is for an agent connected to another node | the node holding the agent sends it; the others ignore it |
+//!
+//! Each node also reports its load (connections, rooms, counters) every second in the hash
+//! `{<cluster_name>}:nodes`; `/api/websocket/status` sums the reports of the nodes heard from
+//! in the last five seconds.
 //!
 //! Pub/sub delivers at most once: a node that is not connected to Redis when a message goes out
 //! never sees it. Nothing depends on the control channel alone. Revocations are also in the
@@ -33,6 +38,15 @@ pub enum Control {
         /// The token's public id.
         token_id: String,
     },
+    /// A command for an agent whose connection another node holds.
+    Command {
+        /// The agent.
+        agent_id: String,
+        /// The command.
+        command: crate::orchestrator::AgentCommand,
+        /// The task it is about.
+        task_id: Option<String>,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -46,6 +60,7 @@ struct Envelope {
 pub struct Cluster {
     node_id: String,
     channel: String,
+    loads_key: String,
     client: redis::Client,
     publisher: Mutex<Option<redis::aio::MultiplexedConnection>>,
 }
@@ -61,6 +76,9 @@ impl std::fmt::Debug for Cluster {
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a node's reported load counts in the cluster's views without a fresh report.
+pub const LOAD_MAX_AGE: Duration = Duration::from_secs(5);
+
 fn cluster_error(url: &str, err: impl std::fmt::Display) -> Error {
     Error::Cluster(format!("{}: {err}", redact_url(url)))
 }
@@ -72,6 +90,7 @@ impl Cluster {
         let cluster = Cluster {
             node_id: new_node_id()?,
             channel: format!("{{{cluster_name}}}:control"),
+            loads_key: format!("{{{cluster_name}}}:nodes"),
             client,
             publisher: Mutex::new(None),
         };
@@ -126,6 +145,62 @@ impl Cluster {
         Err(Error::Cluster(
             last.map_or_else(String::new, |e| e.to_string()),
         ))
+    }
+
+    /// Records this node's load (any JSON object) for the cluster's views, stamped with the
+    /// time; a node's entry is ignored once it is [`LOAD_MAX_AGE`] old (a node that died).
+    pub async fn report_load(&self, mut load: serde_json::Value) -> Result<()> {
+        load["node_id"] = serde_json::Value::String(self.node_id.clone());
+        load["at_ms"] = serde_json::json!(chrono::Utc::now().timestamp_millis());
+        let mut slot = self.publisher.lock().await;
+        let conn = match slot.as_mut() {
+            Some(conn) => conn,
+            None => slot.insert(
+                self.connection()
+                    .await
+                    .map_err(|e| Error::Cluster(e.to_string()))?,
+            ),
+        };
+        let done: redis::RedisResult<i64> = conn
+            .hset(&self.loads_key, &self.node_id, load.to_string())
+            .await;
+        if let Err(err) = done {
+            *slot = None;
+            return Err(Error::Cluster(err.to_string()));
+        }
+        Ok(())
+    }
+
+    /// The loads every live node reported (this one's included), oldest node id first; entries
+    /// of nodes silent for longer than [`LOAD_MAX_AGE`] are deleted on the way.
+    pub async fn loads(&self) -> Result<Vec<serde_json::Value>> {
+        let mut conn = self
+            .connection()
+            .await
+            .map_err(|e| Error::Cluster(e.to_string()))?;
+        let all: std::collections::BTreeMap<String, String> =
+            conn.hgetall(&self.loads_key)
+                .await
+                .map_err(|e| Error::Cluster(e.to_string()))?;
+        let oldest = chrono::Utc::now().timestamp_millis()
+            - i64::try_from(LOAD_MAX_AGE.as_millis()).unwrap_or(i64::MAX);
+        let mut live = Vec::new();
+        for (node, text) in all {
+            let load: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            if load["at_ms"].as_i64().is_some_and(|at| at >= oldest) {
+                live.push(load);
+            } else {
+                let _: redis::RedisResult<i64> = conn.hdel(&self.loads_key, &node).await;
+            }
+        }
+        Ok(live)
+    }
+
+    /// Removes this node's load entry (it is shutting down).
+    pub async fn forget_load(&self) {
+        if let Ok(mut conn) = self.connection().await {
+            let _: redis::RedisResult<i64> = conn.hdel(&self.loads_key, &self.node_id).await;
+        }
     }
 
     /// Listens to the control channel until `stop`, reconnecting with backoff; after every
@@ -188,6 +263,16 @@ impl Cluster {
             Control::Revoked { token_id } => {
                 tracing::info!(token = %token_id, from = %envelope.node, "token revoked on another node");
                 state.auth().forget_revoked(&token_id);
+            }
+            Control::Command {
+                agent_id,
+                command,
+                task_id,
+            } => {
+                // Only the node holding the agent can deliver it; the others have no such agent.
+                let _ = state
+                    .orchestrator()
+                    .command_here(&agent_id, command, task_id);
             }
         }
     }

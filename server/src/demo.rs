@@ -125,12 +125,12 @@ impl Demo {
     pub(crate) async fn start(state: AppState) -> Result<Demo> {
         // A previous demo that did not stop cleanly may have left scans of ports that are gone:
         // cancel them before any agent can take them.
-        for scan in state.orchestrator().scans() {
+        for scan in state.orchestrator().scans().await.unwrap_or_default() {
             if scan["requested_by"] == DEMO_SOURCE
                 && scan["completed"] == false
                 && let Some(id) = scan["scan_id"].as_str()
             {
-                let _ = state.orchestrator().cancel_scan(id);
+                let _ = state.orchestrator().cancel_scan(id).await;
             }
         }
         let stop = CancellationToken::new();
@@ -439,7 +439,7 @@ async fn scan_rounds(state: AppState, services: Vec<DemoService>, stop: Cancella
         }
     }
     for scan_id in scheduled {
-        let _ = state.orchestrator().cancel_scan(&scan_id);
+        let _ = state.orchestrator().cancel_scan(&scan_id).await;
     }
 }
 

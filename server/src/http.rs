@@ -222,9 +222,47 @@ pub async fn websocket_status(
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
+    let here = node_load(&state);
+    let Some(cluster) = state.cluster() else {
+        return Ok(Json(here));
+    };
+    // Several nodes: the sum of every live node's last report, each node listed.
+    let mut nodes = cluster.loads().await.map_err(|e| ApiError::internal(&e))?;
+    if !nodes.iter().any(|n| n["node_id"] == cluster.node_id()) {
+        let mut here = here;
+        here["node_id"] = json!(cluster.node_id());
+        nodes.push(here);
+    }
+    let mut total = json!({"status": if state.is_draining() { "draining" } else { "active" },
+                           "node_id": cluster.node_id()});
+    let mut rooms: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for key in [
+        "connections",
+        "messages_in",
+        "frames_out",
+        "slow_disconnects",
+        "rate_limited",
+        "refused",
+    ] {
+        total[key] = json!(nodes.iter().filter_map(|n| n[key].as_u64()).sum::<u64>());
+    }
+    for node in &nodes {
+        if let Some(map) = node["rooms"].as_object() {
+            for (room, n) in map {
+                *rooms.entry(room.clone()).or_default() += n.as_u64().unwrap_or(0);
+            }
+        }
+    }
+    total["rooms"] = json!(rooms);
+    total["nodes"] = Value::Array(nodes);
+    Ok(Json(total))
+}
+
+/// This node's connections and counters, as `/api/websocket/status` shows them.
+pub fn node_load(state: &AppState) -> Value {
     let c = state.counters();
     let load = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
-    Ok(Json(json!({
+    json!({
         "status": if state.is_draining() { "draining" } else { "active" },
         "connections": state.connections(),
         "rooms": state.room_members(),
@@ -233,7 +271,7 @@ pub async fn websocket_status(
         "slow_disconnects": load(&c.slow_disconnects),
         "rate_limited": load(&c.rate_limited),
         "refused": load(&c.refused),
-    })))
+    })
 }
 
 /// The body of `POST /api/session`.

@@ -129,6 +129,29 @@
 //! < {"type":"error","code":"forbidden","message":"role operator may not subscribe to \"admin\""}
 //! ```
 //!
+//! # Several nodes
+//!
+//! With [`ServerConfig::database_url`] and [`ServerConfig::redis_url`] (`vigil serve
+//! --database-url postgres://… --redis-url redis://…`; both or neither) a node joins a cluster.
+//! Nothing of the protocol changes for clients; any node answers any request.
+//!
+//! | what | one node (default) | a cluster |
+//! |---|---|---|
+//! | tokens, sessions, agent ids, scans, tasks, results, alerts, event log | SQLite in the data directory ([`store::Store::Sqlite`]) | one PostgreSQL database ([`store::PgStore`]), migrated at start under an advisory lock |
+//! | the event bus | in process | Redis ([`event_bus::RedisBroker`]): one `seq` and epoch for the cluster; every node delivers every event in one order and resumes `since` |
+//! | the task queue | in memory, rebuilt from SQLite at start | PostgreSQL rows claimed with `FOR UPDATE SKIP LOCKED` by the node holding a free agent; leases, a reaper on every node, attempts as fencing tokens (the `orchestrator::shared` module) |
+//! | revocations, agent commands | local | also told to every node at once on the Redis control channel ([`cluster`]) |
+//! | `/api/agents`, `/api/scans`, `/stats`, `/api/websocket/status` | this node | the cluster (agents connected to any node; scans and task counts from the database; connections summed over the nodes' reports) |
+//! | first start | an admin token is minted on an empty database | the same, exactly once for the cluster |
+//!
+//! Decisions worth knowing: rate limits, connection caps and per-token budgets stay per node;
+//! `/api/agents` lists the agents connected now (one node alone also lists those it has seen);
+//! each node's in-process agent has its own id (`local-<node id>`); Socket.IO needs sticky
+//! sessions for its polling transport only (each socket holds its own bus subscription, so no
+//! Socket.IO adapter is needed). `/readyz` answers 503 while a node is cut off from Redis, so a
+//! load balancer routes around it. README's "Running several nodes" gives a working HAProxy
+//! configuration and what happens when Redis or PostgreSQL restarts.
+//!
 //! # Demo mode
 //!
 //! With [`ServerConfig::demo`] (`vigil serve --demo`), [`serve`] also starts three deliberately
@@ -310,9 +333,19 @@ pub async fn serve(
     let background = CancellationToken::new();
     let log = tokio::spawn(eventlog::run(state.clone(), background.clone()));
     let reload = tokio::spawn(reload_tokens(state.clone(), background.clone()));
+    let dispatcher = state.orchestrator().is_shared().then(|| {
+        let orchestrator = std::sync::Arc::clone(state.orchestrator());
+        tokio::spawn(orchestrator.run_shared(background.clone()))
+    });
     let control = state.cluster().cloned().map(|cluster| {
         let (state, stop) = (state.clone(), background.clone());
-        tokio::spawn(async move { cluster.listen(state, stop).await })
+        tokio::spawn(async move {
+            tokio::join!(
+                cluster.listen(state.clone(), stop.clone()),
+                report_load(&cluster, &state, &stop)
+            );
+            cluster.forget_load().await;
+        })
     });
     let leases = tokio::spawn(every(Duration::from_secs(1), background.clone(), {
         let state = state.clone();
@@ -386,7 +419,25 @@ pub async fn serve(
     if let Some(control) = control {
         let _ = control.await;
     }
+    if let Some(dispatcher) = dispatcher {
+        let _ = dispatcher.await;
+    }
     Ok(())
+}
+
+/// Reports this node's load to the cluster every second until `stop`.
+async fn report_load(cluster: &cluster::Cluster, state: &AppState, stop: &CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {
+                if let Err(err) = cluster.report_load(http::node_load(state)).await {
+                    tracing::debug!(error = %err, "reporting load failed");
+                }
+            }
+        }
+    }
 }
 
 /// How often the per-token budgets forget tokens whose bucket is full again: a token that has

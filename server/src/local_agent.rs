@@ -24,7 +24,7 @@ pub async fn run(
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let hello = AgentHello {
-        agent_id: Some(LOCAL_AGENT_ID.into()),
+        agent_id: Some(orchestrator.local_agent_id()),
         name: Some("in-process agent".into()),
         capabilities: [
             "port_scan",
@@ -38,7 +38,10 @@ pub async fn run(
         .to_vec(),
         max_concurrent: Some(concurrency),
     };
-    let id = match orchestrator.register(hello, crate::orchestrator::SERVER_OWNER, tx, true) {
+    let id = match orchestrator
+        .register(hello, crate::orchestrator::SERVER_OWNER, tx, true)
+        .await
+    {
         Ok(id) => id,
         Err(err) => {
             tracing::error!(error = %err, "the in-process agent could not register");

@@ -49,7 +49,7 @@ pub async fn create_seed_alias(
 /// `GET /api/scans` (viewer): every scan, newest first, in the seed's `{scans, total}` shape.
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
-    let scans = state.orchestrator().scans();
+    let scans = state.orchestrator().scans().await?;
     Ok(Json(json!({"total": scans.len(), "scans": scans})))
 }
 
@@ -72,7 +72,7 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Operator)?;
-    let touched = state.orchestrator().cancel_scan(&id)?;
+    let touched = state.orchestrator().cancel_scan(&id).await?;
     Ok(Json(json!({"scan_id": id, "cancelled_tasks": touched})))
 }
 
@@ -84,7 +84,7 @@ pub async fn agents(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
     Ok(Json(
-        serde_json::to_value(state.orchestrator().agents()).unwrap_or(Value::Null),
+        serde_json::to_value(state.orchestrator().agents().await?).unwrap_or(Value::Null),
     ))
 }
 
@@ -112,7 +112,8 @@ pub async fn command(
     }
     state
         .orchestrator()
-        .command(&id, body.command, body.task_id)?;
+        .command(&id, body.command, body.task_id)
+        .await?;
     tracing::info!(agent = %id, command = ?body.command, by = %who(&caller), "agent command sent");
     Ok((
         StatusCode::ACCEPTED,

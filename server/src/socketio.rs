@@ -534,7 +534,7 @@ fn on_connect(state: AppState, socket: SocketRef) {
         &socket,
         &conn,
         "register_agent",
-        |conn, socket, data| async move { conn.register_agent(&socket, data) },
+        |conn, socket, data| async move { conn.register_agent(&socket, data).await },
     );
     on(&socket, &conn, "heartbeat", |conn, _, _| async move {
         let id = conn.agent()?;
@@ -740,7 +740,7 @@ impl Conn {
         Ok(json!({"status": "ok", "seq": event.seq()}))
     }
 
-    fn register_agent(&self, socket: &SocketRef, data: Value) -> Outcome {
+    async fn register_agent(&self, socket: &SocketRef, data: Value) -> Outcome {
         if self.principal.role != Role::Agent {
             return Err((
                 "forbidden",
@@ -771,23 +771,34 @@ impl Conn {
             capabilities,
             max_concurrent,
         };
-        let mut agent_id = self.agent_id.lock();
-        if agent_id.is_some() {
-            return Err((
-                "already_registered",
-                "this connection is registered already".to_owned(),
-            ));
+        {
+            let mut agent_id = self.agent_id.lock();
+            if agent_id.is_some() {
+                return Err((
+                    "already_registered",
+                    "this connection is registered already".to_owned(),
+                ));
+            }
+            // Taken while registering (an empty id), so a second `register_agent` sent at the
+            // same time is refused.
+            *agent_id = Some(String::new());
         }
         let (tx, rx) = mpsc::unbounded_channel();
         // Orders queue up in `rx` until the forwarding task takes it, so the acknowledgement
         // below always goes out before the first `assign_task`.
-        let id = self
+        let registered = self
             .state
             .orchestrator()
             .register(hello, &self.principal.token_id, tx, false)
-            .map_err(|refused| (refused.code(), refused.to_string()))?;
-        *agent_id = Some(id.clone());
-        drop(agent_id);
+            .await;
+        let id = match registered {
+            Ok(id) => id,
+            Err(refused) => {
+                *self.agent_id.lock() = None;
+                return Err((refused.code(), refused.to_string()));
+            }
+        };
+        *self.agent_id.lock() = Some(id.clone());
         let lease = self.state.config().agent_lease.as_secs();
         let ack = json!({"status": "success", "agent_id": id, "server_id": id,
                          "heartbeat_seconds": (lease / 3).max(1)});

@@ -211,11 +211,13 @@ impl AppState {
                     max_agents_per_token: config.max_agents_per_token,
                     max_agents: config.max_agents,
                     vulns,
+                    cluster: shared.as_ref().map(|s| s.cluster.clone()),
                     ..OrchestratorConfig::default()
                 },
             )
             .await?,
         );
+        orchestrator.attach();
         let admission = || {
             Admission::new(
                 config.max_unauthenticated,

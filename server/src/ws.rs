@@ -756,15 +756,18 @@ impl Connection {
                 name,
                 capabilities,
                 max_concurrent,
-            } => self.register_agent(
-                &principal,
-                AgentHello {
-                    agent_id,
-                    name,
-                    capabilities,
-                    max_concurrent,
-                },
-            ),
+            } => {
+                self.register_agent(
+                    &principal,
+                    AgentHello {
+                        agent_id,
+                        name,
+                        capabilities,
+                        max_concurrent,
+                    },
+                )
+                .await
+            }
             ClientMessage::Heartbeat { .. } => match &self.agent_id {
                 Some(id) => {
                     self.state.orchestrator().heartbeat(id);
@@ -1051,7 +1054,7 @@ impl Connection {
         }
     }
 
-    fn register_agent(&mut self, principal: &Principal, hello: AgentHello) -> bool {
+    async fn register_agent(&mut self, principal: &Principal, hello: AgentHello) -> bool {
         if principal.role != event_bus::Role::Agent {
             return self.error(
                 None,
@@ -1071,6 +1074,7 @@ impl Connection {
             .state
             .orchestrator()
             .register(hello, &principal.token_id, tx, false)
+            .await
         {
             Ok(id) => id,
             Err(refused) => return self.error(None, refused.code(), refused.to_string()),

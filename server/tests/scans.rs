@@ -581,6 +581,7 @@ async fn a_restart_keeps_scans_results_and_alerts() {
         let agent = state
             .orchestrator()
             .register(hello, "test-token", tx, false)
+            .await
             .unwrap();
         let Some(vigil_server::orchestrator::AgentOrder::Assign(task)) = rx.recv().await else {
             panic!("a task")

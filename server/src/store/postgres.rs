@@ -178,6 +178,18 @@ CREATE TABLE alerts (
     raised       timestamptz NOT NULL DEFAULT now(),
     UNIQUE (scan_id, target, signature_id)
 );
+-- Agents connected now, anywhere in the cluster: written by the node that holds each connection
+-- on register and heartbeat, deleted on disconnect; a node that dies leaves rows that age out.
+CREATE TABLE agent_presence (
+    id             text PRIMARY KEY,
+    node_id        text NOT NULL,
+    name           text NOT NULL,
+    capabilities   text NOT NULL,
+    max_concurrent integer NOT NULL,
+    local          boolean NOT NULL,
+    since          timestamptz NOT NULL DEFAULT now(),
+    last_seen      timestamptz NOT NULL DEFAULT now()
+);
 ",
 )];
 
@@ -274,6 +286,43 @@ pub struct Cancellation {
     pub running: Vec<Held>,
     /// Whether the scan has now ended (nothing was running): the caller publishes it.
     pub scan_completed: bool,
+}
+
+/// Who holds a task now, for a result arriving at a node that did not lease it (the agent
+/// reconnected there after its node died).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// The task, JSON.
+    pub task: String,
+    /// `running` while leased, else how it ended (or `queued`).
+    pub state: String,
+    /// The agent it was last leased to.
+    pub agent_id: Option<String>,
+    /// The current attempt (the fencing token).
+    pub attempt: u32,
+}
+
+/// An agent connected to some node of the cluster, as [`PgStore::presences`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presence {
+    /// The agent id.
+    pub id: String,
+    /// The node holding its connection.
+    pub node_id: String,
+    /// Its display name.
+    pub name: String,
+    /// Its capabilities, JSON (a list of task kinds).
+    pub capabilities: String,
+    /// Tasks it runs at once at most.
+    pub max_concurrent: u32,
+    /// Whether it is a node's in-process agent.
+    pub local: bool,
+    /// Tasks leased to it now, cluster-wide.
+    pub running: u32,
+    /// When it last connected.
+    pub since: DateTime<Utc>,
+    /// When its node last heard from it.
+    pub last_seen: DateTime<Utc>,
 }
 
 /// A handle to the shared database: a bounded connection pool. Cheap to clone.
@@ -1198,6 +1247,171 @@ impl PgStore {
                 .collect::<Result<_>>()?,
             scan_completed,
         }))
+    }
+
+    /// Records that `node_id` now holds the connection of `agent_id`: the tasks leased to the
+    /// agent (through a node that died, or this one before a reconnect) move to this node, so
+    /// its results and a later disconnect are handled here. Returns those tasks with their
+    /// current attempts.
+    pub async fn adopt(&self, agent_id: &str, node_id: &str) -> Result<Vec<Claimed>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "UPDATE tasks SET node_id = $2 WHERE agent_id = $1 AND state = 'leased'
+                 RETURNING id, scan_id, task, attempts",
+                &[&agent_id, &node_id],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Claimed {
+                    task_id: r.try_get(0)?,
+                    scan_id: r.try_get(1)?,
+                    task: r.try_get(2)?,
+                    attempt: u32::try_from(r.try_get::<_, i32>(3)?).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    /// The task's holder and state now; `None` for an unknown task.
+    pub async fn holder(&self, task_id: &str) -> Result<Option<Holder>> {
+        let c = self.client().await?;
+        let row = c
+            .query_opt(
+                "SELECT task, state, agent_id, attempts FROM tasks WHERE id = $1",
+                &[&task_id],
+            )
+            .await?;
+        row.map(|r| {
+            let state: String = r.try_get(1)?;
+            Ok(Holder {
+                task: r.try_get(0)?,
+                state: if state == "leased" {
+                    "running".to_owned()
+                } else {
+                    state
+                },
+                agent_id: r.try_get(2)?,
+                attempt: u32::try_from(r.try_get::<_, i32>(3)?).unwrap_or(0),
+            })
+        })
+        .transpose()
+    }
+
+    /// Gives agent id `id` to `token_id` unless a token already has it; returns the token that
+    /// owns it now (compare with yours), atomically across nodes.
+    pub async fn claim_agent_id(&self, id: &str, token_id: &str) -> Result<String> {
+        let c = self.client().await?;
+        c.execute(
+            "INSERT INTO agents (id, token_id) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+            &[&id, &token_id],
+        )
+        .await?;
+        let row = c
+            .query_one("SELECT token_id FROM agents WHERE id = $1", &[&id])
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Records (or refreshes) an agent connected to `presence.node_id`.
+    pub async fn upsert_presence(&self, presence: &Presence) -> Result<()> {
+        let c = self.client().await?;
+        c.execute(
+            "INSERT INTO agent_presence (id, node_id, name, capabilities, max_concurrent, local)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (id) DO UPDATE SET node_id = $2, name = $3, capabilities = $4,
+                 max_concurrent = $5, local = $6, since = CASE
+                     WHEN agent_presence.node_id = $2 THEN agent_presence.since ELSE now() END,
+                 last_seen = now()",
+            &[
+                &presence.id,
+                &presence.node_id,
+                &presence.name,
+                &presence.capabilities,
+                &i32::try_from(presence.max_concurrent).unwrap_or(i32::MAX),
+                &presence.local,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Refreshes when `node_id` last heard from `agent_id` (a heartbeat).
+    pub async fn touch_presence(&self, agent_id: &str, node_id: &str) -> Result<()> {
+        let c = self.client().await?;
+        c.execute(
+            "UPDATE agent_presence SET last_seen = now() WHERE id = $1 AND node_id = $2",
+            &[&agent_id, &node_id],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets that `node_id` holds `agent_id` (it disconnected; another node may hold it now).
+    pub async fn remove_presence(&self, agent_id: &str, node_id: &str) -> Result<()> {
+        let c = self.client().await?;
+        c.execute(
+            "DELETE FROM agent_presence WHERE id = $1 AND node_id = $2",
+            &[&agent_id, &node_id],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Every agent some node heard from within `max_age`, with its running tasks; older rows
+    /// (of nodes that died) are deleted on the way.
+    pub async fn presences(&self, max_age: Duration) -> Result<Vec<Presence>> {
+        let c = self.client().await?;
+        c.execute(
+            "DELETE FROM agent_presence WHERE last_seen < now() - make_interval(secs => $1)",
+            &[&seconds(max_age)],
+        )
+        .await?;
+        let rows = c
+            .query(
+                "SELECT p.id, p.node_id, p.name, p.capabilities, p.max_concurrent, p.local,
+                        (SELECT count(*) FROM tasks t WHERE t.agent_id = p.id AND t.state = 'leased'),
+                        p.since, p.last_seen
+                 FROM agent_presence p ORDER BY p.id",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Presence {
+                    id: r.try_get(0)?,
+                    node_id: r.try_get(1)?,
+                    name: r.try_get(2)?,
+                    capabilities: r.try_get(3)?,
+                    max_concurrent: u32::try_from(r.try_get::<_, i32>(4)?).unwrap_or(0),
+                    local: r.try_get(5)?,
+                    running: u32::try_from(r.try_get::<_, i64>(6)?).unwrap_or(0),
+                    since: r.try_get(7)?,
+                    last_seen: r.try_get(8)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Counts of the cluster's tasks by state name (`queued`, `running`, and the end states).
+    pub async fn task_counts(&self) -> Result<Vec<(String, u64)>> {
+        let c = self.client().await?;
+        let rows = c
+            .query("SELECT state, count(*) FROM tasks GROUP BY state", &[])
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let state: String = r.try_get(0)?;
+                let n: i64 = r.try_get(1)?;
+                let state = if state == "leased" {
+                    "running".to_owned()
+                } else {
+                    state
+                };
+                Ok((state, u64::try_from(n).unwrap_or(0)))
+            })
+            .collect()
     }
 
     /// Listens for `NOTIFY vigil_tasks` on a connection of its own (outside the pool). Returns

@@ -29,6 +29,11 @@ pub struct TestServer {
 impl TestServer {
     pub async fn start(config: ServerConfig) -> TestServer {
         let (state, first) = AppState::in_memory(config).await.expect("state");
+        TestServer::serve(state, first.admin_token).await
+    }
+
+    /// Serves `state` on a free loopback port; `admin` is a token of its database.
+    pub async fn serve(state: AppState, admin: String) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
@@ -40,7 +45,7 @@ impl TestServer {
         TestServer {
             addr,
             state,
-            admin: first.admin_token,
+            admin,
             stop: Some(stop),
             handle: Some(handle),
         }

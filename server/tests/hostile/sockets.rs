@@ -501,6 +501,8 @@ async fn agent_ids_per_token_are_bounded() {
                 .state
                 .orchestrator()
                 .agents()
+                .await
+                .unwrap()
                 .iter()
                 .filter(|a| a.status == "online" && !a.local)
                 .count();
@@ -514,6 +516,8 @@ async fn agent_ids_per_token_are_bounded() {
         .state
         .orchestrator()
         .agents()
+        .await
+        .unwrap()
         .iter()
         .filter(|a| !a.local)
         .count();

@@ -34,7 +34,11 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::error::ApiError;
+
+mod shared;
+
 use crate::store::{AlertRow, ScanRow, Store, TaskRow};
+pub use shared::SharedQueue;
 
 /// What an agent is told to do.
 #[derive(Debug, Clone)]
@@ -249,6 +253,8 @@ pub enum AgentRefused {
     NotYours(String),
     /// The token (or the server) has as many agents as allowed, all of them online or busy.
     TooMany(&'static str, usize),
+    /// The shared database could not say who owns the id (several nodes only).
+    Storage(String),
 }
 
 impl AgentRefused {
@@ -257,6 +263,7 @@ impl AgentRefused {
         match self {
             AgentRefused::NotYours(_) => "agent_id_taken",
             AgentRefused::TooMany(..) => "too_many_agents",
+            AgentRefused::Storage(_) => "storage_unavailable",
         }
     }
 }
@@ -272,6 +279,7 @@ impl std::fmt::Display for AgentRefused {
                 f,
                 "{what} already has {limit} agents online or busy; none can be forgotten to make room"
             ),
+            AgentRefused::Storage(err) => write!(f, "the shared database: {err}; try again"),
         }
     }
 }
@@ -293,6 +301,10 @@ pub struct OrchestratorConfig {
     /// The vulnerability database `vuln_scan` results are matched against, here on the server
     /// (agents need none): version signatures step aside and CVE threats are added.
     pub vulns: Option<VulnCheck>,
+    /// Several nodes: this node's place in the cluster. With a shared (PostgreSQL) store the
+    /// queue lives in the database and every node dispatches to the agents it holds (the
+    /// `shared` module's docs).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Default for OrchestratorConfig {
@@ -303,6 +315,7 @@ impl Default for OrchestratorConfig {
             max_agents_per_token: 256,
             max_agents: 10_000,
             vulns: None,
+            cluster: None,
         }
     }
 }
@@ -365,6 +378,10 @@ pub struct Orchestrator {
     scope: Option<Scope>,
     resolver: Arc<dyn Resolver>,
     config: OrchestratorConfig,
+    /// Several nodes: the shared queue.
+    shared: Option<shared::SharedQueue>,
+    /// This orchestrator's own `Arc` (weak), for work it spawns from synchronous calls.
+    myself: Mutex<std::sync::Weak<Orchestrator>>,
 }
 
 impl std::fmt::Debug for Orchestrator {
@@ -480,7 +497,14 @@ impl Orchestrator {
         config: OrchestratorConfig,
     ) -> crate::Result<Orchestrator> {
         let mut inner = Inner::default();
-        for scan in store.scans().await? {
+        let shared = shared::SharedQueue::new(&store, config.cluster.as_ref())?;
+        // A shared queue lives in the database: nothing of it is restored into memory.
+        let restored = if shared.is_some() {
+            Vec::new()
+        } else {
+            store.scans().await?
+        };
+        for scan in restored {
             let request: ScanRequest = serde_json::from_str(&scan.request).unwrap_or(ScanRequest {
                 targets: Vec::new(),
                 target: None,
@@ -500,7 +524,12 @@ impl Orchestrator {
                 },
             );
         }
-        for row in store.tasks().await? {
+        let restored = if shared.is_some() {
+            Vec::new()
+        } else {
+            store.tasks().await?
+        };
+        for row in restored {
             let Ok(task) = serde_json::from_str::<ScanTask>(&row.task) else {
                 tracing::warn!(task = %row.id, "stored task does not parse; skipped");
                 continue;
@@ -561,7 +590,29 @@ impl Orchestrator {
             scope: scope.filter(|s| !s.is_empty()),
             resolver,
             config,
+            shared,
+            myself: Mutex::new(std::sync::Weak::new()),
         })
+    }
+
+    /// Call once on the `Arc` the orchestrator lives in, before using it: work it spawns from
+    /// synchronous calls (several nodes: handing a departed agent's tasks back) needs it.
+    pub fn attach(self: &Arc<Self>) {
+        *self.myself.lock() = Arc::downgrade(self);
+    }
+
+    /// The id of this node's in-process agent: `local`, or `local-<node id>` in a cluster
+    /// (every node has its own).
+    pub fn local_agent_id(&self) -> String {
+        match &self.shared {
+            Some(queue) => format!("{}-{}", crate::local_agent::LOCAL_AGENT_ID, queue.node()),
+            None => crate::local_agent::LOCAL_AGENT_ID.to_owned(),
+        }
+    }
+
+    /// Whether the queue is shared with other nodes.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
     }
 
     /// The scope scans are checked against.
@@ -687,6 +738,7 @@ impl Orchestrator {
         };
         self.store.insert_scan(&scan_row, &rows).await?;
         tracing::info!(scan = %scan_id, requested_by, targets = ?request.targets, kinds = ?kinds, "scan scheduled");
+        let kinds_json = json!(kinds);
 
         let views: Vec<TaskView> = tasks
             .iter()
@@ -699,6 +751,24 @@ impl Orchestrator {
                 attempts: 0,
             })
             .collect();
+        if let Some(queue) = &self.shared {
+            self.publish(
+                "scan_scheduled",
+                "scans",
+                Severity::Info,
+                json!({
+                    "scan_id": scan_id, "targets": request.targets, "scan_types": kinds_json,
+                    "ports": request.ports, "priority": priority.get(), "requested_by": requested_by,
+                    "tasks": views,
+                }),
+            );
+            queue.wake();
+            return Ok(ScanAccepted {
+                scan_id,
+                status: "scheduled",
+                tasks: views,
+            });
+        }
         {
             let mut inner = self.inner.lock();
             inner.scans.insert(
@@ -753,7 +823,27 @@ impl Orchestrator {
     /// An agent id belongs to the token that registered it first: another token asking for it
     /// is refused. Each token holds at most `max_agents_per_token` ids and the server at most
     /// `max_agents`; past either, the agent offline the longest (with no task) is forgotten.
-    pub fn register(
+    pub async fn register(
+        &self,
+        mut hello: AgentHello,
+        owner: &str,
+        link: mpsc::UnboundedSender<AgentOrder>,
+        local: bool,
+    ) -> Result<String, AgentRefused> {
+        if let Some(queue) = &self.shared {
+            hello.agent_id = Some(
+                self.claim_shared_id(queue, hello.agent_id.take(), owner)
+                    .await?,
+            );
+        }
+        let id = self.register_here(hello, owner, link, local)?;
+        if let Some(queue) = &self.shared {
+            self.joined_shared(queue, &id, local).await;
+        }
+        Ok(id)
+    }
+
+    fn register_here(
         &self,
         hello: AgentHello,
         owner: &str,
@@ -905,6 +995,9 @@ impl Orchestrator {
             Some(agent) if agent.link.is_some() => {
                 agent.last_seen = Instant::now();
                 agent.last_seen_at = Utc::now();
+                if let Some(queue) = &self.shared {
+                    queue.renew(agent_id, self.config.lease);
+                }
                 true
             }
             _ => false,
@@ -947,6 +1040,9 @@ impl Orchestrator {
         agent_id: &str,
         mut result: ScanResult,
     ) -> Result<bool, ResultRefused> {
+        if let Some(queue) = &self.shared {
+            return self.submit_shared(queue, agent_id, result).await;
+        }
         {
             let inner = self.inner.lock();
             let task = inner
@@ -1045,8 +1141,23 @@ impl Orchestrator {
         };
         task.phase = Phase::Done(status);
         let scan_id = task.task.scan_id.clone();
-        let target = task.task.target.clone();
-        let kind = task.task.kind;
+        let (target, kind) = (task.task.target.clone(), task.task.kind);
+        self.publish_task_end(&scan_id, task_id, &target, kind, status, result, new_alerts);
+        self.complete_scan_if_done(inner, &scan_id);
+    }
+
+    /// Publishes how a task ended (`scan_update`) and the alerts it raised for the first time.
+    #[allow(clippy::too_many_arguments)]
+    fn publish_task_end(
+        &self,
+        scan_id: &str,
+        task_id: &str,
+        target: &str,
+        kind: TaskKind,
+        status: TaskStatus,
+        result: Option<&ScanResult>,
+        new_alerts: &[AlertRow],
+    ) {
         let threats: Vec<&Threat> = result
             .map(|r| r.threats.iter().collect())
             .unwrap_or_default();
@@ -1086,7 +1197,6 @@ impl Orchestrator {
                 self.publish("critical_alert", "alerts", Severity::Critical, data);
             }
         }
-        self.complete_scan_if_done(inner, &scan_id);
     }
 
     fn complete_scan_if_done(&self, inner: &mut Inner, scan_id: &str) {
@@ -1107,6 +1217,14 @@ impl Orchestrator {
         if statuses.len() < scan.tasks.len() {
             return;
         }
+        if let Some(scan) = inner.scans.get_mut(scan_id) {
+            scan.completed = true;
+        }
+        self.publish_scan_end(scan_id, &statuses);
+    }
+
+    /// Publishes that a scan ended (`scan_completed`), from its tasks' end states.
+    fn publish_scan_end(&self, scan_id: &str, statuses: &[TaskStatus]) {
         let failed = statuses
             .iter()
             .filter(|s| matches!(s, TaskStatus::Failed | TaskStatus::TimedOut))
@@ -1124,9 +1242,6 @@ impl Orchestrator {
         } else {
             "completed"
         };
-        if let Some(scan) = inner.scans.get_mut(scan_id) {
-            scan.completed = true;
-        }
         let severity = if status == "completed" {
             Severity::Success
         } else {
@@ -1156,6 +1271,14 @@ impl Orchestrator {
             Severity::Warning,
             json!({"agent_id": agent_id, "reason": reason}),
         );
+        if let Some(queue) = &self.shared {
+            for task_id in &running {
+                inner.tasks.remove(task_id);
+            }
+            drop(inner);
+            self.left_shared(queue, agent_id);
+            return;
+        }
         for task_id in running {
             self.requeue(&mut inner, &task_id, reason);
         }
@@ -1251,6 +1374,11 @@ impl Orchestrator {
 
     /// Assigns queued tasks to free agents, least loaded first.
     fn dispatch(&self, inner: &mut Inner) {
+        if let Some(queue) = &self.shared {
+            // The node's dispatcher claims from the shared queue (`run_shared`).
+            queue.wake();
+            return;
+        }
         let mut blocked = Vec::new();
         while let Some(entry) = inner.queue.pop() {
             let task_id = entry.2.clone();
@@ -1321,7 +1449,10 @@ impl Orchestrator {
     }
 
     /// Cancels a scan: queued tasks end now, running ones are told to stop.
-    pub fn cancel_scan(&self, scan_id: &str) -> Result<usize, ApiError> {
+    pub async fn cancel_scan(&self, scan_id: &str) -> Result<usize, ApiError> {
+        if let Some(queue) = &self.shared {
+            return self.cancel_shared(queue, scan_id).await;
+        }
         let mut inner = self.inner.lock();
         let Some(scan) = inner.scans.get(scan_id) else {
             return Err(ApiError::new(
@@ -1360,7 +1491,33 @@ impl Orchestrator {
     }
 
     /// Sends a command to an agent.
-    pub fn command(
+    pub async fn command(
+        &self,
+        agent_id: &str,
+        command: AgentCommand,
+        task_id: Option<String>,
+    ) -> Result<(), ApiError> {
+        if let Some(queue) = &self.shared
+            && !self.holds(agent_id)
+        {
+            return self
+                .command_elsewhere(queue, agent_id, command, task_id)
+                .await;
+        }
+        self.command_here(agent_id, command, task_id)
+    }
+
+    /// Whether this node holds `agent_id`'s connection.
+    fn holds(&self, agent_id: &str) -> bool {
+        self.inner
+            .lock()
+            .agents
+            .get(agent_id)
+            .is_some_and(|a| a.link.is_some())
+    }
+
+    /// Sends a command to an agent connected to this node.
+    pub fn command_here(
         &self,
         agent_id: &str,
         command: AgentCommand,
@@ -1389,9 +1546,12 @@ impl Orchestrator {
     }
 
     /// Every agent.
-    pub fn agents(&self) -> Vec<AgentView> {
+    pub async fn agents(&self) -> Result<Vec<AgentView>, ApiError> {
+        if let Some(queue) = &self.shared {
+            return self.agents_shared(queue).await;
+        }
         let inner = self.inner.lock();
-        inner
+        Ok(inner
             .agents
             .iter()
             .map(|(id, a)| AgentView {
@@ -1408,7 +1568,7 @@ impl Orchestrator {
                 last_heartbeat: a.last_seen_at,
                 local: a.local,
             })
-            .collect()
+            .collect())
     }
 
     fn task_views(&self, inner: &Inner, ids: &[String]) -> Vec<TaskView> {
@@ -1433,11 +1593,14 @@ impl Orchestrator {
     }
 
     /// Every scan, newest first, with its tasks.
-    pub fn scans(&self) -> Vec<Value> {
+    pub async fn scans(&self) -> Result<Vec<Value>, ApiError> {
+        if let Some(queue) = &self.shared {
+            return self.scans_shared(queue, None).await;
+        }
         let inner = self.inner.lock();
         let mut scans: Vec<(&String, &ScanState)> = inner.scans.iter().collect();
         scans.sort_by_key(|s| Reverse(s.1.created));
-        scans
+        Ok(scans
             .into_iter()
             .map(|(id, s)| {
                 let tasks = self.task_views(&inner, &s.tasks);
@@ -1445,12 +1608,23 @@ impl Orchestrator {
                        "targets": s.request.targets, "scan_types": s.request.scan_types, "ports": s.request.ports,
                        "tasks": tasks})
             })
-            .collect()
+            .collect())
     }
 
     /// One scan with its tasks and stored results.
     pub async fn scan(&self, scan_id: &str) -> Result<Value, ApiError> {
-        let summary = {
+        let summary = if let Some(queue) = &self.shared {
+            self.scans_shared(queue, Some(scan_id))
+                .await?
+                .pop()
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "unknown_scan",
+                        format!("no scan {scan_id}"),
+                    )
+                })?
+        } else {
             let inner = self.inner.lock();
             let scan = inner.scans.get(scan_id).ok_or_else(|| {
                 ApiError::new(
@@ -1476,6 +1650,9 @@ impl Orchestrator {
 
     /// Counts for `/stats` and `/metrics`: (queued, running, done) tasks and online agents.
     pub fn counts(&self) -> (usize, usize, usize, usize) {
+        if let Some(queue) = &self.shared {
+            return queue.counts();
+        }
         let inner = self.inner.lock();
         let mut counts = (0, 0, 0, 0);
         for task in inner.tasks.values() {
