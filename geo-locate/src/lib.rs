@@ -64,6 +64,10 @@
 //!
 //! - Weights are `q · 10^(s/(10·n))` (inverse estimated range), never the seed's `s²` on negative
 //!   dBm, which gave weak, far APs the most weight.
+//! - The WiFi answer is a weighted centroid, not a range fit: a posterior fit under the
+//!   log-distance model ([`EstimatorConfig::likelihood`], off) wins only when told the
+//!   path-loss exponent and power, and the error left is the learned AP positions' (see
+//!   [`estimate`], "Where the WiFi error comes from").
 //! - A WiFi answer needs two known APs within one 1 km complete-linkage cluster (privacy, and a
 //!   moved AP cannot drag the answer). Ichnaea cuts at 500 m; vigil departs from that (and from
 //!   DESIGN §4) because 500 m split what a device hears where WiFi carries far (see

@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release -p vigil-benches --bin geo_accuracy -- [--set report|tuning] [--cities 20] [--scans 1500]
 //! cargo run --release -p vigil-benches --bin geo_accuracy -- --fixed   # the fixed city and the cells
+//! cargo run --release -p vigil-benches --bin geo_accuracy -- --diagnose  # where the error comes from
 //! ```
 //!
 //! Two sets of seeds: the **tuning** set (seeds 1..) is the one parameters were chosen on; the
@@ -55,8 +56,10 @@ struct Args {
     /// Learning model for WiFi sightings: `p0,n,power` (default: the library's).
     #[arg(long)]
     learn: Option<String>,
-    /// Also print diagnostics: geo-locate's estimator on the true AP positions, and the seed's
-    /// `signal²` on geo-locate's learned positions.
+    /// Also print diagnostics (slow: about 20 s per city): how many known APs the scans hear,
+    /// geo-locate's estimator and the seed's `signal²` on the true AP positions, `signal²` on
+    /// geo-locate's learned positions, and the floor: the Bayes posterior mean told the city's
+    /// true path-loss exponent, shadowing and power, on the learned and on the true positions.
     #[arg(long)]
     diagnose: bool,
     /// Also score estimator variants (`name:field=value,...`, fields of `EstimatorConfig`:
@@ -82,6 +85,16 @@ fn variant(spec: &str) -> anyhow::Result<(String, EstimatorConfig)> {
             "unc" => c.ap_uncertainty_share = v.parse()?,
             "acc" => c.accuracy_radius_share = v.parse()?,
             "p0" => c.reference_power_dbm = v.parse()?,
+            "ml" => c.likelihood = v.parse()?,
+            "nlo" => c.exponent_range.0 = v.parse()?,
+            "nhi" => c.exponent_range.1 = v.parse()?,
+            "psd" => c.reference_power_sd_db = v.parse()?,
+            "sh" => c.shadowing_db = v.parse()?,
+            "sens" => c.sensitivity_dbm = v.parse()?,
+            "pos" => c.position_sigma_share = v.parse()?,
+            "rad" => c.likelihood_radius_scale = v.parse()?,
+            "margin" => c.search_margin_m = v.parse()?,
+            "cp" => c.centroid_prior_share = v.parse()?,
             other => anyhow::bail!("unknown field {other:?}"),
         }
     }
@@ -214,6 +227,9 @@ struct CityResult {
     located_seed: f64,
     ap_error_ours: f64,
     ap_error_seed: f64,
+    /// With `--diagnose`, the median error over the seed's of the Bayes posterior mean given
+    /// the true path-loss model: on the learned positions, and on the true ones (the floor).
+    floor: Option<(f64, f64)>,
 }
 
 /// Median distance between learned and true positions over fixed APs seen at least once.
@@ -272,7 +288,33 @@ fn run_city(
         .collect();
     let mut tallies: Vec<Tally> = variants.iter().map(|_| Tally::new("variant")).collect();
     let mut oracle = Tally::new("estimator on true positions");
+    // The Bayes posterior mean given the true AP positions and the city's true path-loss
+    // exponent, mean power at 1 m and shadowing: what no method that only sees the heard APs
+    // can beat on average. Each AP's own power (±4 dB around the city's) counts as shadowing.
+    let mut bayes = Tally::new("posterior mean, true positions and model");
+    // The same on the learned positions, each known to ±0.3 of its radius.
+    let mut bayes_learned = Tally::new("posterior mean, learned positions, true model");
+    let bayes_est = Estimator::new(EstimatorConfig {
+        likelihood: true,
+        exponent_range: (city.params.path_loss_n, city.params.path_loss_n),
+        reference_power_dbm: city.params.p0_dbm,
+        reference_power_sd_db: 0.5,
+        shadowing_db: city.params.shadowing_db.hypot(4.0),
+        position_sigma_share: 0.0,
+        min_beacon_radius_m: 1.0,
+        centroid_prior_share: 0.0,
+        search_margin_m: 400.0,
+        ..EstimatorConfig::default()
+    });
+    let bayes_learned_est = Estimator::new(EstimatorConfig {
+        position_sigma_share: 0.3,
+        min_beacon_radius_m: 10.0,
+        ..bayes_est.config().clone()
+    });
     let mut seed_on_ours = Tally::new("signal² on learned positions");
+    let mut seed_on_truth = Tally::new("signal² on true positions");
+    // Known APs per located scan.
+    let mut heard_known: Vec<f64> = Vec::new();
     for _ in 0..scans {
         let scan = city.device(&mut rng);
         let query = Query::from_request(&request(&city, &scan));
@@ -301,6 +343,12 @@ fn run_city(
                 if let Some(o) = est.locate(&query, &truth) {
                     oracle.add(o.position.distance_m(scan.truth), o.accuracy_m);
                 }
+                if let Some(o) = bayes_est.locate(&query, &truth) {
+                    bayes.add(o.position.distance_m(scan.truth), o.accuracy_m);
+                }
+                if let Some(o) = bayes_learned_est.locate(&query, &known) {
+                    bayes_learned.add(o.position.distance_m(scan.truth), o.accuracy_m);
+                }
                 let learned: HashMap<usize, (f64, f64)> = scan
                     .readings
                     .iter()
@@ -313,6 +361,16 @@ fn run_city(
                 if let Some(p) = seed_locate(&city, &learned, &scan) {
                     seed_on_ours.add(p.distance_m(scan.truth), SEED_ACCURACY_M);
                 }
+                let true_xy: HashMap<usize, (f64, f64)> = scan
+                    .readings
+                    .iter()
+                    .filter(|r| learned.contains_key(&r.ap))
+                    .map(|r| (r.ap, city.aps[r.ap].later()))
+                    .collect();
+                if let Some(p) = seed_locate(&city, &true_xy, &scan) {
+                    seed_on_truth.add(p.distance_m(scan.truth), SEED_ACCURACY_M);
+                }
+                heard_known.push(learned.len() as f64);
             }
             for (e, t) in others.iter().zip(&mut tallies) {
                 // Scored on the same scans (with --diagnose, on the true positions); a variant
@@ -324,12 +382,31 @@ fn run_city(
             }
         }
     }
+    let mut floor = None;
     if diagnose {
+        let seed_median = theirs.median();
+        floor = Some((
+            bayes_learned.median() / seed_median,
+            bayes.median() / seed_median,
+        ));
+        let few = heard_known.iter().filter(|&&k| k <= 2.0).count() as f64
+            / heard_known.len().max(1) as f64;
         println!(
-            "|   diagnose: estimator on true positions {:.1} m ({:.1} % inside); signal² on learned positions {:.1} m |",
+            "|   diagnose: known APs per scan median {:.0}, ≤ 2 in {:.0} %; on true positions: estimator {:.1} m ({:.3}×, {:.1} % inside), signal² {:.1} m ({:.3}×); signal² on learned positions {:.1} m ({:.3}×); posterior mean with the true n, σ, P0 on learned positions {:.1} m ({:.3}×), on true positions (the floor) {:.1} m ({:.3}×, {:.1} % inside) |",
+            percentile(&mut heard_known, 0.5),
+            100.0 * few,
             oracle.median(),
+            oracle.median() / seed_median,
             100.0 * oracle.inside_share(),
-            seed_on_ours.median()
+            seed_on_truth.median(),
+            seed_on_truth.median() / seed_median,
+            seed_on_ours.median(),
+            seed_on_ours.median() / seed_median,
+            bayes_learned.median(),
+            bayes_learned.median() / seed_median,
+            bayes.median(),
+            bayes.median() / seed_median,
+            100.0 * bayes.inside_share(),
         );
     }
     let variants = tallies
@@ -348,6 +425,7 @@ fn run_city(
         located_seed: theirs.located as f64 / scans as f64,
         ap_error_ours,
         ap_error_seed,
+        floor,
     })
 }
 
@@ -452,6 +530,23 @@ fn run_cities(args: &Args) -> anyhow::Result<()> {
         100.0 * min_inside.1,
         min_inside.0
     );
+    let floors: Vec<(u64, f64, f64)> = results
+        .iter()
+        .filter_map(|r| r.floor.map(|(l, t)| (r.seed, l, t)))
+        .collect();
+    if !floors.is_empty() {
+        let worst = |pick: fn(&(u64, f64, f64)) -> f64| {
+            floors
+                .iter()
+                .max_by(|a, b| pick(a).total_cmp(&pick(b)))
+                .map_or((0, f64::NAN), |f| (f.0, pick(f)))
+        };
+        let (ls, lv) = worst(|f| f.1);
+        let (ts, tv) = worst(|f| f.2);
+        println!(
+            "Bayes posterior mean told each city's true n, σ and P0, median error over the seed's: worst {lv:.3} on the learned positions (seed {ls}), worst {tv:.3} on the true positions (seed {ts}) (the posterior mean has the least mean squared error of any estimator that sees only the heard APs)"
+        );
+    }
     println!("({:.0} s)", started.elapsed().as_secs_f64());
     Ok(())
 }

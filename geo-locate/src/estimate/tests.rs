@@ -269,3 +269,110 @@ fn percentile_matches_numpy() {
     assert!((percentile(&mut v, 0.95) - 3.85).abs() < 1e-9);
     assert_eq!(percentile(&mut [], 0.5), 0.0);
 }
+
+/// Noise-free readings of APs at `offsets` (metres from the origin) heard from `truth` under
+/// `P0 − 10·n·log10(d)`.
+fn heard(truth: LatLon, offsets: &[(f64, f64)], p0: f64, n: f64) -> Vec<BeaconInput> {
+    offsets
+        .iter()
+        .map(|&(x, y)| {
+            let p = origin().offset(x, y);
+            let d = p.distance_m(truth).max(1.0);
+            BeaconInput {
+                radius_m: Some(30.0),
+                ..BeaconInput::at(p, Some(p0 - 10.0 * n * d.log10()))
+            }
+        })
+        .collect()
+}
+
+/// The posterior estimator told the path-loss model (as the harness's floor is).
+fn posterior(p0: f64, n: f64) -> Estimator {
+    Estimator::new(EstimatorConfig {
+        likelihood: true,
+        exponent_range: (n, n),
+        reference_power_dbm: p0,
+        reference_power_sd_db: 1.0,
+        shadowing_db: 2.0,
+        position_sigma_share: 0.1,
+        min_beacon_radius_m: 1.0,
+        ..Default::default()
+    })
+}
+
+#[test]
+fn posterior_with_the_model_finds_a_device_off_centre() {
+    // Six APs around the origin, the device 25 m east of their centroid: a weighted centroid
+    // cannot get there, the posterior mean can, for a low and a high exponent, and the truth
+    // is inside its 95 % radius.
+    let offsets = [
+        (-60.0, 0.0),
+        (60.0, 0.0),
+        (0.0, 60.0),
+        (0.0, -60.0),
+        (45.0, 45.0),
+        (-45.0, -45.0),
+    ];
+    let truth = origin().offset(25.0, 5.0);
+    for (p0, n) in [(-42.0, 2.5), (-30.0, 3.5)] {
+        let aps = heard(truth, &offsets, p0, n);
+        let fit = posterior(p0, n).locate_beacons(&aps).unwrap();
+        let plain = Estimator::default().locate_beacons(&aps).unwrap();
+        let (e_fit, e_plain) = (
+            fit.position.distance_m(truth),
+            plain.position.distance_m(truth),
+        );
+        assert!(
+            e_fit < 5.0,
+            "n {n}: posterior {e_fit} m, centroid {e_plain} m"
+        );
+        assert!(
+            e_fit < 0.5 * e_plain,
+            "n {n}: posterior {e_fit} m, centroid {e_plain} m"
+        );
+        assert!(fit.accuracy_m >= e_fit && fit.accuracy_m < 50.0, "{fit:?}");
+    }
+}
+
+#[test]
+fn posterior_leans_to_the_strong_ap_and_uses_unsignalled_readings() {
+    // Two APs 200 m apart, the device 30 m from the first: the fix is on its side.
+    let truth = origin().offset(30.0, 0.0);
+    let aps = heard(truth, &[(0.0, 0.0), (200.0, 0.0)], -40.0, 3.0);
+    let est = posterior(-40.0, 3.0);
+    let e = est.locate_beacons(&aps).unwrap();
+    let frame = Frame::new(origin());
+    assert!(frame.to_xy(e.position).0 < 80.0, "{e:?}");
+    assert!(e.position.distance_m(truth) < e.accuracy_m, "{e:?}");
+    // A third AP without a signal value, 250 m north: it was heard, so the device is not far
+    // from it; the fix moves toward it.
+    let mut with_north = aps.clone();
+    with_north.push(BeaconInput {
+        radius_m: Some(30.0),
+        ..BeaconInput::at(origin().offset(100.0, 250.0), None)
+    });
+    let f = est.locate_beacons(&with_north).unwrap();
+    assert!(
+        frame.to_xy(f.position).1 > frame.to_xy(e.position).1 + 1.0,
+        "{e:?} then {f:?}"
+    );
+}
+
+#[test]
+fn posterior_trusts_a_poorly_known_ap_less() {
+    // Three APs heard 80 m away; the third is stored 120 m north of where it is. With a
+    // small radius it drags the fix north; with a radius of 400 m (its position rests on far
+    // sightings) it counts less and the fix is nearer the truth.
+    let truth = origin();
+    let mut aps = heard(truth, &[(-80.0, 0.0), (80.0, 0.0), (0.0, 80.0)], -40.0, 3.0);
+    aps[2].position = origin().offset(0.0, 200.0);
+    let est = posterior(-40.0, 3.0);
+    let sharp = est.locate_beacons(&aps).unwrap();
+    aps[2].radius_m = Some(400.0);
+    let vague = est.locate_beacons(&aps).unwrap();
+    let (e_sharp, e_vague) = (
+        sharp.position.distance_m(truth),
+        vague.position.distance_m(truth),
+    );
+    assert!(e_vague < 0.8 * e_sharp, "{e_sharp} m then {e_vague} m");
+}
