@@ -14,6 +14,9 @@
 #   WS_BENCH_SCENARIOS which scenarios (default "fanout latency idle slow")
 #   WS_BENCH_PORT      first port (default 18400; three consecutive ports are used)
 #   WS_BENCH_OUT       where the JSON lines go (default: a file in a temporary directory, printed)
+#   VIGIL_BASE_BIN     another `vigil` binary (main before a change, built the same way): with
+#                      "base" in WS_BENCH_SERVERS it runs as a fourth server, and the table gains
+#                      a vigil/base column (the same-run before/after comparison)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -74,11 +77,14 @@ wait_port() {
 start_server() {
     local name=$1
     case "$name" in
-    vigil)
+    vigil | base)
         PORT_OF=$PORT
-        local dir
+        local dir binary="$BIN/vigil"
+        if [[ "$name" == base ]]; then
+            binary=${VIGIL_BASE_BIN:?set VIGIL_BASE_BIN to the baseline vigil binary}
+        fi
         dir=$(mktemp -d -p "$WORK" vigil-data.XXXXXX)
-        "$BIN/vigil" serve --bind "127.0.0.1:$PORT_OF" --data-dir "$dir" --no-local-agent \
+        "$binary" serve --bind "127.0.0.1:$PORT_OF" --data-dir "$dir" --no-local-agent \
             >"$WORK/vigil.out" 2>"$WORK/vigil.err" &
         SERVER_PID=$!
         wait_port "$PORT_OF"
@@ -164,10 +170,10 @@ metrics = {
              ("server RSS max MiB", "server_rss_max", 1),
              ("generator CPU %", "generator_cpu_pct", 0)],
 }
-servers = [s for s in ["vigil", "aiohttp", "node"] if any(k[1] == s for k in by)]
+servers = [s for s in ["vigil", "base", "aiohttp", "node"] if any(k[1] == s for k in by)]
 print()
 print(f"{'scenario':<9} {'metric':<20} " + " ".join(f"{s:>10}" for s in servers)
-      + "  vigil/aiohttp  vigil/node")
+      + "  vigil/aiohttp  vigil/node  vigil/base")
 for scenario, ms in metrics.items():
     for name, key, d in ms:
         vals = []
@@ -180,11 +186,11 @@ for scenario, ms in metrics.items():
             continue
         ratio = []
         v0 = vals[0] if servers and servers[0] == "vigil" else None
-        for s in ("aiohttp", "node"):
+        for s in ("aiohttp", "node", "base"):
             v = vals[servers.index(s)] if s in servers else None
             ratio.append(f(v0 / v, 2) if v0 is not None and v else "-")
         print(f"{scenario:<9} {name:<20} " + " ".join(f"{f(v, d):>10}" for v in vals)
-              + f"  {ratio[0]:>13}  {ratio[1]:>10}")
+              + f"  {ratio[0]:>13}  {ratio[1]:>10}  {ratio[2]:>10}")
     if scenario == "slow":
         for s in servers:
             r = by.get((scenario, s))
