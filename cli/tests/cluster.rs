@@ -457,10 +457,11 @@ impl Script {
 
     async fn json_line(&mut self) -> Value {
         loop {
-            let line = tokio::time::timeout(Duration::from_secs(30), self.lines.recv())
+            // Generous: three Python interpreters start at once on a loaded machine.
+            let line = tokio::time::timeout(Duration::from_secs(60), self.lines.recv())
                 .await
-                .expect("the script answered in 30 s")
-                .expect("the script is still running");
+                .expect("the script answered in 60 s")
+                .expect("the script is still running (its error is on stderr)");
             if let Ok(value) = serde_json::from_str(&line) {
                 return value;
             }

@@ -7,7 +7,7 @@ first, then the upgrade, as browsers do: behind a load balancer this needs stick
 HTTP session keeps the balancer's cookie, also for a 127.0.0.1 URL).
 
 Joins ROOM, prints {"joined": ACK, "transport": ...}, waits for one KIND event and prints
-{"event": ENVELOPE}. Exits 0 on success, 1 on any failure or after 30 seconds.
+{"event": ENVELOPE}. Exits 0 on success, 1 on any failure or after 60 seconds.
 """
 
 import asyncio
@@ -31,10 +31,10 @@ async def main(url: str, token: str, transport: str, room: str, kind: str) -> in
             received.set_result(data)
 
     try:
-        await sio.connect(url, auth={'token': token}, transports=transports, wait_timeout=10)
-        joined = await sio.call('join_room', {'room': room}, timeout=10)
+        await sio.connect(url, auth={'token': token}, transports=transports, wait_timeout=20)
+        joined = await sio.call('join_room', {'room': room}, timeout=20)
         print(json.dumps({'joined': joined, 'transport': sio.transport()}), flush=True)
-        envelope = await asyncio.wait_for(received, timeout=20)
+        envelope = await asyncio.wait_for(received, timeout=45)
         print(json.dumps({'event': envelope, 'transport': sio.transport()}), flush=True)
     finally:
         await sio.disconnect()
@@ -44,7 +44,7 @@ async def main(url: str, token: str, transport: str, room: str, kind: str) -> in
 
 if __name__ == '__main__':
     try:
-        code = asyncio.run(asyncio.wait_for(main(*sys.argv[1:6]), timeout=30))
+        code = asyncio.run(asyncio.wait_for(main(*sys.argv[1:6]), timeout=60))
     except Exception as e:  # report and fail: the Rust test reads the exit code
         print(f'sio_client failed: {e!r}', file=sys.stderr)
         code = 1
