@@ -3,7 +3,10 @@
 # (cli/tests/real_daemons.rs).
 #
 #   .ci/daemons.sh start DIR   starts sshd, nginx, vsftpd, redis-server and PostgreSQL under DIR and
-#                              prints `VIGIL_REAL_DAEMONS=ssh=127.0.0.1:P,...` on stdout
+#                              prints two lines on stdout: `VIGIL_REAL_DAEMONS=ssh=127.0.0.1:P,...`
+#                              and `VIGIL_TEST_DATABASE_URL=postgres://USER@127.0.0.1:P/postgres`
+#                              (that PostgreSQL, trust auth on loopback, for the tests that create
+#                              a database of their own: server/tests/postgres.rs, cli/tests/cluster.rs)
 #   .ci/daemons.sh stop DIR    stops them
 #
 # Every daemon listens on 127.0.0.1 only. Nothing here is started as a system service.
@@ -100,11 +103,17 @@ EOF
   mkdir -p "$dir/pg"
   if [ "$(id -u)" -eq 0 ]; then chown postgres "$dir/pg"; chmod o+x "$dir"; fi
   as_postgres "'$pg_bin/initdb' -D '$dir/pg/data' -A trust >/dev/null"
-  as_postgres "'$pg_bin/pg_ctl' -D '$dir/pg/data' -l '$dir/pg/log' -w -o \"-p $pg -k '$dir/pg' -c listen_addresses=127.0.0.1\" start >/dev/null"
+  # Parallel tests each open a few pools: allow plenty of connections. Nothing here needs to
+  # survive a crash, so no fsync.
+  as_postgres "'$pg_bin/pg_ctl' -D '$dir/pg/data' -l '$dir/pg/log' -w -o \"-p $pg -k '$dir/pg' -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off\" start >/dev/null"
 
   wait_port "$ssh" sshd; wait_port "$http" nginx; wait_port "$ftp" vsftpd
   wait_port "$redis" redis-server; wait_port "$pg" postgres
   echo "VIGIL_REAL_DAEMONS=ssh=127.0.0.1:$ssh,http=127.0.0.1:$http,ftp=127.0.0.1:$ftp,redis=127.0.0.1:$redis,postgresql=127.0.0.1:$pg"
+  # initdb makes the user who runs it the superuser.
+  local pg_user=postgres
+  if [ "$(id -u)" -ne 0 ]; then pg_user="$(id -un)"; fi
+  echo "VIGIL_TEST_DATABASE_URL=postgres://$pg_user@127.0.0.1:$pg/postgres"
 }
 
 case "$cmd" in

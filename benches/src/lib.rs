@@ -13,6 +13,7 @@
 //! | `hostile_load` | `benches/run_hostile.sh` (or `cargo run --release -p vigil-benches --bin hostile_load -- --help`) | as an attacker, on loopback: whether a client with a token is welcomed while more than 10 000 anonymous `/ws` sockets are held open, and server RSS after 20 000 Engine.IO handshakes without a token |
 //! | `cvedb` | `cargo run --release -p vigil-benches --bin cvedb [-- CVES]` | NVD import rate, peak RSS and bytes on disk, and match latency p50/p99 for openssh, nginx and a product with thousands of CVEs, on a generated NVD-shaped data set (30 k CVEs by default, `300000` for NVD's size) |
 //! | `bus_redis` | `cargo run --release -p vigil-benches --bin bus_redis [-- EVENTS]` | event-bus publish throughput through Redis from one node (pipelined, end to end back to a subscriber, one at a time) beside the in-process figure; starts its own `redis-server` |
+//! | `cluster_fanout` | `benches/run_cluster_bench.sh` (or `cargo run --release -p vigil-benches --bin cluster_fanout -- --help`) | cross-node `/ws` fan-out: subscribers on two nodes sharing Redis and PostgreSQL, events published on one; delivered % and p99 publish→receive on each node, beside one node with the in-process bus and the same clients; the script starts its own redis-server, PostgreSQL and nodes on loopback |
 //! | `portscan` | `cargo run --release -p vigil-benches --bin portscan -- RUNS LISTENERS` | full 65 535-port loopback scan against `nmap -sT -T5` (when installed): time, RSS, false positives |
 
 pub mod geo;

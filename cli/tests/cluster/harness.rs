@@ -1,0 +1,954 @@
+//! A cluster on 127.0.0.1 for the end-to-end tests: a throw-away `redis-server`, a fresh
+//! PostgreSQL database, `vigil serve` nodes (the cargo-built binary) and `haproxy` in front of
+//! them, configured from `haproxy.cfg` beside this file (the README shows the same text).
+//!
+//! Every process is a [`Drop`] guard: killed when the test ends, also on a panic or a timeout.
+//! A missing `redis-server`, `haproxy` or `VIGIL_TEST_DATABASE_URL` skips a test with a visible
+//! `skipping:` line, or fails it under `VIGIL_E2E=required`.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write as _};
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+
+/// The variable naming the PostgreSQL server the tests create their databases on.
+pub const DATABASE_VAR: &str = "VIGIL_TEST_DATABASE_URL";
+
+/// The HAProxy configuration template; `{{bind}}`, `{{servers}}` and `{{sticky_servers}}` are
+/// filled in by [`haproxy_config`].
+pub const HAPROXY_TEMPLATE: &str = include_str!("haproxy.cfg");
+
+/// Whether a missing tool fails the test instead of skipping it.
+pub fn required() -> bool {
+    std::env::var("VIGIL_E2E").is_ok_and(|v| v == "required")
+}
+
+/// Prints a visible skip line (straight to stderr, past the test harness's capture), or fails
+/// under `VIGIL_E2E=required`.
+pub fn skip(test: &str, why: &str) {
+    assert!(!required(), "VIGIL_E2E=required but {why}");
+    let _ = writeln!(std::io::stderr(), "skipping: {test}: {why}");
+}
+
+/// `haproxy` from the path, or where Debian installs it (`/usr/sbin` is not on every user's path).
+pub fn haproxy_bin() -> PathBuf {
+    let debian = Path::new("/usr/sbin/haproxy");
+    if !installed("haproxy", "-v") && debian.exists() {
+        debian.to_path_buf()
+    } else {
+        PathBuf::from("haproxy")
+    }
+}
+
+fn installed(program: impl AsRef<std::ffi::OsStr>, arg: &str) -> bool {
+    Command::new(program)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// What a cluster test needs: `redis-server`, `haproxy` and a PostgreSQL server. The database
+/// server's URL, or `None` after the skip line.
+pub fn prerequisites(test: &str) -> Option<String> {
+    if !installed("redis-server", "--version") {
+        skip(test, "redis-server is not installed");
+        return None;
+    }
+    if !installed(haproxy_bin(), "-v") {
+        skip(test, "haproxy is not installed");
+        return None;
+    }
+    match std::env::var(DATABASE_VAR) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            skip(
+                test,
+                &format!(
+                    "no PostgreSQL (set {DATABASE_VAR}=postgres://USER@127.0.0.1:PORT/postgres)"
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// A free loopback port (free when this returns; the caller binds it soon after).
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// A name no other test of this run uses.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{prefix}_{}_{}_{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Kills a child and reaps it.
+fn kill(child: &mut Child) {
+    if matches!(child.try_wait(), Ok(None)) {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redis
+
+/// A `redis-server` on a free loopback port, without persistence, in its own directory.
+pub struct Redis {
+    child: Option<Child>,
+    /// Its port.
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Redis {
+    /// Starts one and waits until it answers.
+    pub async fn start() -> Redis {
+        let mut redis = Redis {
+            child: None,
+            port: free_port(),
+            dir: tempfile::tempdir().expect("a temporary directory"),
+        };
+        redis.launch().await;
+        redis
+    }
+
+    async fn launch(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.ping().await {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer in 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn ping(&self) -> bool {
+        let attempt = async {
+            let mut stream = TcpStream::connect(("127.0.0.1", self.port)).await.ok()?;
+            stream.write_all(b"PING\r\n").await.ok()?;
+            let mut buf = [0u8; 16];
+            let n = stream.read(&mut buf).await.ok()?;
+            Some(buf[..n].starts_with(b"+PONG"))
+        };
+        tokio::time::timeout(Duration::from_millis(500), attempt)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(false)
+    }
+
+    /// The URL nodes connect to.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Stops it; everything it held is gone (no persistence).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill(&mut child);
+        }
+    }
+
+    /// Stops it and starts an empty one on the same port.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.launch().await;
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL
+
+/// `url` with its database name replaced by `name`.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let authority = base.find("://").map_or(0, |i| i + 3);
+    let path = base[authority..]
+        .find('/')
+        .map_or(base.len(), |i| authority + i);
+    format!("{}/{name}{query}", &base[..path])
+}
+
+async fn admin_execute(server: &str, sql: &str) -> Result<(), tokio_postgres::Error> {
+    let (client, connection) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_postgres::connect(server, tokio_postgres::NoTls),
+    )
+    .await
+    .expect("connecting to the test PostgreSQL timed out")?;
+    let driver = tokio::spawn(connection);
+    let result = client.batch_execute(sql).await;
+    drop(client);
+    let _ = driver.await;
+    result
+}
+
+/// A fresh database on the test server, dropped (connections and all) with this guard.
+pub struct Database {
+    server: String,
+    name: String,
+    /// The URL nodes and `vigil token` connect to.
+    pub url: String,
+}
+
+impl Database {
+    /// Creates one.
+    pub async fn create(server: &str) -> Database {
+        let name = unique("vigil_e2e");
+        admin_execute(server, &format!("CREATE DATABASE {name}"))
+            .await
+            .expect("CREATE DATABASE on the test server");
+        Database {
+            server: server.to_owned(),
+            url: with_database(server, &name),
+            name,
+        }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        // Drop may run inside the test's runtime: use a runtime of its own on another thread.
+        let (server, name) = (self.server.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async {
+                tokio::time::timeout(
+                    Duration::from_secs(20),
+                    admin_execute(
+                        &server,
+                        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                    ),
+                )
+                .await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(Ok(())))) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "warning: database {} was not dropped",
+                self.name
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// vigil serve
+
+/// What a node is started with.
+#[derive(Clone)]
+pub struct NodeConfig {
+    /// PostgreSQL URL.
+    pub database_url: String,
+    /// Redis URL.
+    pub redis_url: String,
+    /// `VIGIL_CLUSTER_NAME`.
+    pub cluster_name: String,
+}
+
+/// One `vigil serve` process in its own data directory, on a port of its own.
+pub struct Node {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// The admin token this node printed on a first start, if it did.
+    pub first_token: Option<String>,
+    /// Everything it wrote on stderr so far.
+    pub log: Arc<Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// The `vigil` binary under test.
+pub fn vigil() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    // Nothing of the caller's environment or working directory configures it.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("VIGIL_") {
+            command.env_remove(key);
+        }
+    }
+    command.env("RUST_LOG", "warn");
+    command
+}
+
+impl Node {
+    /// Spawns `vigil serve` on a free port without waiting for it (see [`Node::ready`]).
+    pub fn spawn(config: &NodeConfig) -> Node {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut child = vigil()
+            .current_dir(dir.path())
+            .env("VIGIL_CLUSTER_NAME", &config.cluster_name)
+            .args(["serve", "--bind", "127.0.0.1:0", "--no-local-agent"])
+            .args(["--scope", "127.0.0.1"])
+            .args(["--database-url", &config.database_url])
+            .args(["--redis-url", &config.redis_url])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("vigil serve starts");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Node {
+            child,
+            addr: String::new(),
+            first_token: None,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// Waits (at most 60 s) until the node has printed its address and answers 200 on
+    /// `/readyz`; picks up the first-start token.
+    pub async fn ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.addr.is_empty() {
+            if let Some(addr) = self.scan_log() {
+                self.addr = addr;
+                break;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("vigil serve exited with {status}: {}", self.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "vigil serve printed no address in 60 s: {}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        while http(&self.addr, "GET", "/readyz", None, None)
+            .await
+            .map_or(true, |r| r.status != 200)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{} was not ready in 60 s: {}",
+                self.addr,
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // The token is printed after the address: give the reader thread a moment.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.scan_log();
+    }
+
+    fn scan_log(&mut self) -> Option<String> {
+        let log = self.log.lock().unwrap();
+        let mut addr = None;
+        let mut after_first_start = false;
+        for line in log.iter() {
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                addr = rest.split_whitespace().next().map(str::to_owned);
+            }
+            if line.contains("First start") {
+                after_first_start = true;
+            }
+            let trimmed = line.trim();
+            if after_first_start
+                && self.first_token.is_none()
+                && trimmed.starts_with("vgl_")
+                && !trimmed.contains(' ')
+            {
+                self.first_token = Some(trimmed.to_owned());
+            }
+        }
+        addr
+    }
+
+    /// Starts a node and waits until it is ready.
+    pub async fn start(config: &NodeConfig) -> Node {
+        let mut node = Node::spawn(config);
+        node.ready().await;
+        node
+    }
+
+    /// Everything it printed.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// SIGKILL: no goodbye to anyone.
+    pub fn kill(&mut self) {
+        kill(&mut self.child);
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        kill(&mut self.child);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HAProxy
+
+/// The configuration text for `bind` in front of `servers` (name, address), from the template.
+pub fn haproxy_config(bind: &str, servers: &[(&str, &str)]) -> String {
+    let plain: Vec<String> = servers
+        .iter()
+        .map(|(name, addr)| format!("    server {name} {addr}"))
+        .collect();
+    let sticky: Vec<String> = servers
+        .iter()
+        .map(|(name, addr)| {
+            format!("    server {name} {addr} track vigil_nodes/{name} cookie {name}")
+        })
+        .collect();
+    HAPROXY_TEMPLATE
+        .replace("{{bind}}", bind)
+        .replace("{{servers}}", &plain.join("\n"))
+        .replace("{{sticky_servers}}", &sticky.join("\n"))
+}
+
+/// `haproxy` in the foreground, in front of some nodes.
+pub struct Haproxy {
+    child: Child,
+    /// `127.0.0.1:PORT` of its frontend.
+    pub addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Haproxy {
+    /// Starts it in front of `nodes` and waits (at most 30 s) until it routes to every one.
+    pub async fn start(nodes: &[&Node]) -> Haproxy {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let addr = format!("127.0.0.1:{}", free_port());
+        let names: Vec<String> = (1..=nodes.len()).map(|i| format!("node{i}")).collect();
+        let servers: Vec<(&str, &str)> = names
+            .iter()
+            .zip(nodes)
+            .map(|(name, node)| (name.as_str(), node.addr.as_str()))
+            .collect();
+        let path = dir.path().join("haproxy.cfg");
+        std::fs::write(&path, haproxy_config(&addr, &servers)).expect("write haproxy.cfg");
+        let check = Command::new(haproxy_bin())
+            .arg("-c")
+            .arg("-f")
+            .arg(&path)
+            .output()
+            .expect("haproxy -c runs");
+        assert!(
+            check.status.success(),
+            "haproxy rejects the configuration: {}{}",
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
+        let log = std::fs::File::create(dir.path().join("haproxy.log")).expect("a log file");
+        let child = Command::new(haproxy_bin())
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("haproxy starts");
+        let mut haproxy = Haproxy {
+            child,
+            addr,
+            _dir: dir,
+        };
+        haproxy.wait_routes_to(nodes.len()).await;
+        haproxy
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("haproxy.log")).unwrap_or_default()
+    }
+
+    /// Waits (at most 30 s) until HAProxy sees `n` nodes up.
+    pub async fn wait_routes_to(&mut self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.servers_up().await < n {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("haproxy exited with {status}: {}", self.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "haproxy did not route to {n} nodes in 30 s: {}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// How many distinct nodes answer through the frontend: counted by the `vigil_node` cookie
+    /// HAProxy sets on `/socket.io/` answers, naming the node it chose (only nodes that pass
+    /// the health check are chosen).
+    async fn servers_up(&self) -> usize {
+        let mut cookies = std::collections::HashSet::new();
+        for _ in 0..8 {
+            let answer = http(
+                &self.addr,
+                "GET",
+                "/socket.io/?EIO=4&transport=polling",
+                None,
+                None,
+            )
+            .await;
+            if let Some(cookie) = answer.as_ref().ok().and_then(|r| r.header("set-cookie")) {
+                cookies.insert(cookie.split(';').next().unwrap_or_default().to_owned());
+            }
+        }
+        cookies.len()
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        kill(&mut self.child);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cluster
+
+/// Redis, a database, some nodes, HAProxy in front of them.
+pub struct Cluster {
+    /// In reverse order of need, so that nodes go before what they use.
+    pub haproxy: Option<Haproxy>,
+    /// The nodes.
+    pub nodes: Vec<Node>,
+    /// The admin token the first node printed.
+    pub admin: String,
+    /// What nodes are started with.
+    pub config: NodeConfig,
+    /// The bus.
+    pub redis: Redis,
+    /// The state.
+    pub database: Database,
+}
+
+impl Cluster {
+    /// Starts `n` nodes (the first alone, so that it prints the admin token), then HAProxy.
+    pub async fn start(server: &str, n: usize) -> Cluster {
+        let database = Database::create(server).await;
+        let redis = Redis::start().await;
+        let config = NodeConfig {
+            database_url: database.url.clone(),
+            redis_url: redis.url(),
+            cluster_name: unique("e2e"),
+        };
+        let first = Node::start(&config).await;
+        let admin = first.first_token.clone().unwrap_or_else(|| {
+            panic!(
+                "the first node printed no admin token: {}",
+                first.log_text()
+            )
+        });
+        let mut nodes = vec![first];
+        for _ in 1..n {
+            nodes.push(Node::start(&config).await);
+        }
+        let haproxy = Haproxy::start(&nodes.iter().collect::<Vec<_>>()).await;
+        Cluster {
+            haproxy: Some(haproxy),
+            nodes,
+            admin,
+            config,
+            redis,
+            database,
+        }
+    }
+
+    /// HAProxy's frontend address.
+    pub fn front(&self) -> &str {
+        &self.haproxy.as_ref().expect("haproxy runs").addr
+    }
+
+    /// Mints a token of `role` through `addr`.
+    pub async fn token(&self, addr: &str, role: &str) -> (String, String) {
+        let r = http(
+            addr,
+            "POST",
+            "/api/tokens",
+            Some(&self.admin),
+            Some(&json!({"role": role, "label": unique(role)})),
+        )
+        .await
+        .expect("POST /api/tokens");
+        assert!(
+            r.status == 200 || r.status == 201,
+            "{} {}",
+            r.status,
+            r.body
+        );
+        let v = r.json();
+        (
+            v["id"].as_str().expect("an id").to_owned(),
+            v["token"].as_str().expect("a token").to_owned(),
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Header lines, lower-cased names.
+    pub headers: Vec<(String, String)>,
+    /// The body (a chunked body is de-chunked).
+    pub body: String,
+}
+
+impl Response {
+    /// The body as JSON (`Null` when it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// The first header called `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            return body.to_owned();
+        };
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// One HTTP/1.1 request on a new connection (`Connection: close`), bounded to 10 s.
+pub async fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> std::io::Result<Response> {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await?;
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let body = body.map(Value::to_string).unwrap_or_default();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body.as_bytes()).await?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await?;
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("no status line in {text:?}")))?;
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let chunked = headers
+            .iter()
+            .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+        let body = if chunked {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        };
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .map_err(|_| std::io::Error::other(format!("{method} {addr}{path} took over 10 s")))?
+}
+
+/// Like [`http`], but fails the test on a transport error or an unexpected status.
+pub async fn call(addr: &str, method: &str, path: &str, token: &str, body: Option<Value>) -> Value {
+    let r = http(addr, method, path, Some(token), body.as_ref())
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path} on {addr}: {e}"));
+    assert!(
+        (200..300).contains(&r.status),
+        "{method} {path} on {addr}: {} {}",
+        r.status,
+        r.body
+    );
+    r.json()
+}
+
+// ---------------------------------------------------------------------------------------------
+// /ws
+
+/// A `/ws` client.
+pub struct Ws {
+    stream: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
+    /// The `welcome` message.
+    pub welcome: Value,
+    /// Messages read while waiting for an answer, handed out first by the readers.
+    pending: std::collections::VecDeque<Value>,
+}
+
+/// How a socket ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// A close frame with this code and reason.
+    Closed(u16, String),
+    /// The connection dropped without one.
+    Dropped,
+}
+
+impl Ws {
+    /// Connects to `addr` with the token on the upgrade and reads `welcome`.
+    pub async fn connect(addr: &str, token: &str) -> Ws {
+        let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let (stream, _) = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio_tungstenite::connect_async(request),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("/ws on {addr}: no upgrade in 10 s"))
+        .unwrap_or_else(|e| panic!("/ws on {addr}: {e}"));
+        let mut ws = Ws {
+            stream,
+            welcome: Value::Null,
+            pending: std::collections::VecDeque::new(),
+        };
+        let welcome = ws.next().await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        ws.welcome = welcome;
+        ws
+    }
+
+    /// Sends one JSON message.
+    pub async fn send(&mut self, message: Value) {
+        self.stream
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .expect("send on /ws");
+    }
+
+    /// The next JSON message, failing after 20 s or on a close.
+    pub async fn next(&mut self) -> Value {
+        match self.next_within(Duration::from_secs(20)).await {
+            Ok(Some(v)) => v,
+            Ok(None) => panic!("/ws: nothing in 20 s"),
+            Err(ended) => panic!("/ws ended: {ended:?}"),
+        }
+    }
+
+    /// The next JSON message within `limit` (`Ok(None)` when none came), or how the socket
+    /// ended.
+    pub async fn next_within(&mut self, limit: Duration) -> Result<Option<Value>, Ended> {
+        if let Some(m) = self.pending.pop_front() {
+            return Ok(Some(m));
+        }
+        self.read_within(limit).await
+    }
+
+    /// Like [`Ws::next_within`], straight from the socket.
+    async fn read_within(&mut self, limit: Duration) -> Result<Option<Value>, Ended> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return Ok(None),
+                Ok(None) | Ok(Some(Err(_))) => return Err(Ended::Dropped),
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    return Ok(Some(serde_json::from_str(&text).expect("JSON on /ws")));
+                }
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    return Err(frame.map_or(Ended::Dropped, |CloseFrame { code, reason }| {
+                        Ended::Closed(code.into(), reason.to_string())
+                    }));
+                }
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    /// Subscribes to `rooms` (with `since` when given) and returns what came before the `ack`:
+    /// replayed events and the `recovered` message.
+    pub async fn subscribe(&mut self, rooms: &[&str], since: Option<(&str, u64)>) -> Vec<Value> {
+        let mut message = json!({"type": "subscribe", "id": "sub", "rooms": rooms});
+        if let Some((epoch, seq)) = since {
+            message["since"] = json!({"epoch": epoch, "seq": seq});
+        }
+        self.send(message).await;
+        let mut before = Vec::new();
+        loop {
+            let m = self.next().await;
+            if m["type"] == "ack" && m["id"] == "sub" {
+                return before;
+            }
+            assert_ne!(m["type"], "error", "{m}");
+            before.push(m);
+        }
+    }
+
+    /// Publishes and returns the acknowledged `seq`.
+    pub async fn publish(&mut self, kind: &str, room: &str, data: Value) -> u64 {
+        self.send(
+            json!({"type": "publish", "id": "pub", "kind": kind, "room": room, "data": data}),
+        )
+        .await;
+        loop {
+            let m = match self.read_within(Duration::from_secs(20)).await {
+                Ok(Some(m)) => m,
+                other => panic!("no ack of a publish: {other:?}"),
+            };
+            if m["type"] == "ack" && m["id"] == "pub" {
+                return m["seq"].as_u64().expect("a seq");
+            }
+            assert_ne!(m["type"], "error", "{m}");
+            // Its own event may come back before the ack: keep it for the readers.
+            self.pending.push_back(m);
+        }
+    }
+
+    /// The next `event` envelope (skipping other messages), within 20 s.
+    pub async fn event(&mut self) -> Value {
+        loop {
+            let m = self.next().await;
+            if m["type"] == "event" {
+                return m["event"].clone();
+            }
+        }
+    }
+
+    /// Events until one matches `done` (returned last), within `limit`.
+    pub async fn events_until(
+        &mut self,
+        limit: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut out = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_within(left).await {
+                Ok(Some(m)) if m["type"] == "event" => {
+                    let event = m["event"].clone();
+                    let stop = done(&event);
+                    out.push(event);
+                    if stop {
+                        return out;
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("no matching event in {limit:?} ({} events seen)", out.len()),
+                Err(ended) => panic!("/ws ended while waiting: {ended:?}"),
+            }
+        }
+    }
+}
+
+/// Runs a test body bounded by `limit`; the guards it owns are dropped when it ends, also on a
+/// timeout (its future is dropped) or a panic.
+pub fn run<F: std::future::Future<Output = ()>>(limit: Duration, body: F) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        if tokio::time::timeout(limit, body).await.is_err() {
+            panic!("the test did not finish in {limit:?}");
+        }
+    });
+}
+
+/// The Python scripts beside this file.
+pub fn script_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/cluster")
+        .join(name)
+}
