@@ -569,34 +569,42 @@ async fn silent_port() -> u16 {
     port
 }
 
-/// The `connections` count of each node.
-async fn connections(cluster: &Cluster) -> Vec<u64> {
-    let mut out = Vec::new();
-    for node in &cluster.nodes {
-        let v = call(
-            &node.addr,
+/// Waits until one agent is online in the cluster and returns the index of the node holding
+/// its connection (`/api/agents` names the node; each node's `/api/websocket/status` names
+/// itself).
+async fn node_holding_the_agent(cluster: &Cluster) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let agents = call(
+            &cluster.nodes[0].addr,
             "GET",
-            "/api/websocket/status",
+            "/api/agents",
             &cluster.admin,
             None,
         )
         .await;
-        out.push(v["connections"].as_u64().unwrap_or(0));
-    }
-    out
-}
-
-/// Waits until exactly one node holds one connection (the agent's): that node's index.
-async fn node_holding_the_agent(cluster: &Cluster) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let counts = connections(cluster).await;
-        if counts.iter().sum::<u64>() == 1 {
-            return counts.iter().position(|&c| c == 1).unwrap();
+        if let Some(node_id) = agents
+            .as_array()
+            .filter(|a| a.len() == 1)
+            .and_then(|a| a[0]["node_id"].as_str())
+        {
+            for (i, node) in cluster.nodes.iter().enumerate() {
+                let status = call(
+                    &node.addr,
+                    "GET",
+                    "/api/websocket/status",
+                    &cluster.admin,
+                    None,
+                )
+                .await;
+                if status["node_id"] == node_id {
+                    return i;
+                }
+            }
         }
         assert!(
             Instant::now() < deadline,
-            "the agent never connected: {counts:?}"
+            "the agent never connected: {agents}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -750,9 +758,21 @@ fn two_hundred_tasks_over_two_dispatching_nodes_are_each_leased_once() {
             Agent::start(&format!("http://{a}"), &agent_token, "on-a", 8),
             Agent::start(&format!("http://{b}"), &agent_token, "on-b", 8),
         ];
+        // Both agents online, each on its own node.
         let deadline = Instant::now() + Duration::from_secs(30);
-        while connections(&cluster).await != [1, 1] {
-            assert!(Instant::now() < deadline, "the agents did not connect");
+        loop {
+            let agents = call(&a, "GET", "/api/agents", &cluster.admin, None).await;
+            let nodes: HashSet<&str> = agents
+                .as_array()
+                .map(|list| list.iter().filter_map(|x| x["node_id"].as_str()).collect())
+                .unwrap_or_default();
+            if nodes.len() == 2 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the agents did not connect: {agents}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -73,7 +73,8 @@
 //!
 //! # When Redis goes away
 //!
-//! - **Connection lost** (either connection of a node). The writer fails the publishes it had
+//! - **Connection lost** (either connection of a node; an idle writer notices within one
+//!   `head_check` period, as it PINGs Redis when it has nothing to send). The writer fails the publishes it had
 //!   sent and not heard back about with [`Error::Unconfirmed`] (they may or may not have been
 //!   published; if they were, every node delivers them), fails what was still queued with
 //!   [`Error::Unavailable`], and until it is connected again every publish fails at once with
@@ -558,7 +559,26 @@ async fn run_writer(shared: Arc<Shared>, client: Client, mut jobs: mpsc::Receive
         shared.writer_up.store(true, Ordering::Release);
         backoff.reset();
         loop {
-            if jobs.recv_many(&mut batch, shared.config.batch).await == 0 {
+            let received = tokio::select! {
+                n = jobs.recv_many(&mut batch, shared.config.batch) => Some(n),
+                () = tokio::time::sleep(shared.config.head_check) => None,
+            };
+            let Some(received) = received else {
+                // Idle: check that the connection still answers, so that a dead one is noticed
+                // (and `is_connected` says so) before a publish needs it.
+                let ping = redis::cmd("PING");
+                let answer = tokio::time::timeout(
+                    shared.config.timeout,
+                    ping.query_async::<Value>(&mut conn),
+                )
+                .await;
+                if !matches!(answer, Ok(Ok(_))) {
+                    shared.writer_up.store(false, Ordering::Release);
+                    break;
+                }
+                continue;
+            };
+            if received == 0 {
                 // Every handle is gone.
                 return;
             }

@@ -61,6 +61,8 @@ pub struct Cluster {
     node_id: String,
     channel: String,
     loads_key: String,
+    /// Whether the last load report reached Redis (checked every second).
+    reachable: std::sync::atomic::AtomicBool,
     client: redis::Client,
     publisher: Mutex<Option<redis::aio::MultiplexedConnection>>,
 }
@@ -91,6 +93,7 @@ impl Cluster {
             node_id: new_node_id()?,
             channel: format!("{{{cluster_name}}}:control"),
             loads_key: format!("{{{cluster_name}}}:nodes"),
+            reachable: std::sync::atomic::AtomicBool::new(true),
             client,
             publisher: Mutex::new(None),
         };
@@ -149,7 +152,23 @@ impl Cluster {
 
     /// Records this node's load (any JSON object) for the cluster's views, stamped with the
     /// time; a node's entry is ignored once it is [`LOAD_MAX_AGE`] old (a node that died).
-    pub async fn report_load(&self, mut load: serde_json::Value) -> Result<()> {
+    pub async fn report_load(&self, load: serde_json::Value) -> Result<()> {
+        let reported = tokio::time::timeout(CONNECT_TIMEOUT, self.try_report_load(load)).await;
+        match reported {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => {
+                self.unreachable();
+                Err(err)
+            }
+            Err(_) => {
+                self.unreachable();
+                *self.publisher.lock().await = None;
+                Err(Error::Cluster("Redis did not answer in time".into()))
+            }
+        }
+    }
+
+    async fn try_report_load(&self, mut load: serde_json::Value) -> Result<()> {
         load["node_id"] = serde_json::Value::String(self.node_id.clone());
         load["at_ms"] = serde_json::json!(chrono::Utc::now().timestamp_millis());
         let mut slot = self.publisher.lock().await;
@@ -168,7 +187,20 @@ impl Cluster {
             *slot = None;
             return Err(Error::Cluster(err.to_string()));
         }
+        self.reachable
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Whether this node's last load report (each second) reached Redis: a node cut off from
+    /// Redis says so within about a second even when nothing is published.
+    pub fn is_reachable(&self) -> bool {
+        self.reachable.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn unreachable(&self) {
+        self.reachable
+            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The loads every live node reported (this one's included), oldest node id first; entries

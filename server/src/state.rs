@@ -278,7 +278,7 @@ impl AppState {
                 .inner
                 .shared
                 .as_ref()
-                .is_none_or(|s| s.broker.is_connected())
+                .is_none_or(|s| s.broker.is_connected() && s.cluster.is_reachable())
     }
 
     /// The configuration.

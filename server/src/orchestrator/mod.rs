@@ -198,6 +198,9 @@ pub struct AgentView {
     pub last_heartbeat: DateTime<Utc>,
     /// Whether it is the server's in-process agent.
     pub local: bool,
+    /// Several nodes: the node holding its connection (as `/api/websocket/status` names it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
 }
 
 /// Why a result was refused.
@@ -1567,6 +1570,7 @@ impl Orchestrator {
                 max_concurrent: a.max_concurrent,
                 last_heartbeat: a.last_seen_at,
                 local: a.local,
+                node_id: None,
             })
             .collect())
     }

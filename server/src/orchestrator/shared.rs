@@ -612,6 +612,7 @@ impl Orchestrator {
                     max_concurrent: usize::try_from(p.max_concurrent).unwrap_or(usize::MAX),
                     last_heartbeat: p.last_seen,
                     local: p.local,
+                    node_id: Some(p.node_id),
                 }
             })
             .collect())
