@@ -541,7 +541,8 @@ impl Agent {
             .arg("--spool")
             .arg(dir.path().join("spool.jsonl"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // Kept, and printed if the test fails: what the agent saw (reconnects, refusals).
+            .stderr(std::fs::File::create(dir.path().join("agent.log")).expect("agent log"))
             .spawn()
             .expect("vigil agent starts");
         Agent { child, _dir: dir }
@@ -552,6 +553,11 @@ impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log =
+                std::fs::read_to_string(self._dir.path().join("agent.log")).unwrap_or_default();
+            eprintln!("--- vigil agent's log ---\n{log}--- end of the agent's log ---");
+        }
     }
 }
 
