@@ -325,6 +325,16 @@ pub struct Presence {
     pub last_seen: DateTime<Utc>,
 }
 
+/// A [`Claimed`] from a row of `id, scan_id, task, attempts`.
+fn claimed_row(r: &Row) -> Result<Claimed> {
+    Ok(Claimed {
+        task_id: r.try_get(0)?,
+        scan_id: r.try_get(1)?,
+        task: r.try_get(2)?,
+        attempt: u32::try_from(r.try_get::<_, i32>(3)?).unwrap_or(0),
+    })
+}
+
 /// A handle to the shared database: a bounded connection pool. Cheap to clone.
 #[derive(Clone)]
 pub struct PgStore {
@@ -1039,16 +1049,7 @@ impl PgStore {
                 r.try_get::<_, i64>(6).ok(),
             )
         });
-        rows.iter()
-            .map(|r| {
-                Ok(Claimed {
-                    task_id: r.try_get(0)?,
-                    scan_id: r.try_get(1)?,
-                    task: r.try_get(2)?,
-                    attempt: u32::try_from(r.try_get::<_, i32>(3)?).unwrap_or(0),
-                })
-            })
-            .collect()
+        rows.iter().map(claimed_row).collect()
     }
 
     /// Extends to `lease` from now the lease of every task `agent_id` holds (call on each
@@ -1262,16 +1263,7 @@ impl PgStore {
                 &[&agent_id, &node_id],
             )
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Claimed {
-                    task_id: r.try_get(0)?,
-                    scan_id: r.try_get(1)?,
-                    task: r.try_get(2)?,
-                    attempt: u32::try_from(r.try_get::<_, i32>(3)?).unwrap_or(0),
-                })
-            })
-            .collect()
+        rows.iter().map(claimed_row).collect()
     }
 
     /// The task's holder and state now; `None` for an unknown task.
