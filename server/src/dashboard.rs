@@ -10,12 +10,11 @@
 //! script or style, so the policy needs no `'unsafe-inline'`.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::sync::LazyLock;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -24,76 +23,10 @@ use event_bus::Role;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::config::ServerConfig;
+use crate::config::{LEAFLET_VERSION, LeafletSource, ServerConfig};
 use crate::error::ApiError;
-use crate::http::Caller;
-use crate::state::AppState;
-
-/// The Leaflet release embedded in the binary (the npm package's `dist` files, BSD-2-Clause,
-/// under `assets/vendor/leaflet/` with their licence).
-pub const LEAFLET_VERSION: &str = "1.9.4";
-
-/// Where the page loads Leaflet from. Every choice is served by this server under
-/// `/dashboard/vendor/leaflet/`, so the Content-Security-Policy allows scripts and styles from
-/// the server's own origin only.
-///
-/// There is deliberately no CDN choice: a CDN host in `script-src` would let every script on
-/// that host run in the page, whatever the page asked for. Another Leaflet release goes into a
-/// directory ([`LeafletSource::Local`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum LeafletSource {
-    /// The copy of Leaflet [`LEAFLET_VERSION`] embedded in the binary (the default).
-    #[default]
-    Embedded,
-    /// A local copy: the `dist` directory of the `leaflet` npm package (holding `leaflet.js`,
-    /// `leaflet.css` and `images/`), read from disk on each request.
-    Local(PathBuf),
-    /// No map library: the map panel says so, the rest of the page works.
-    Disabled,
-}
-
-/// What the dashboard page needs from the server's configuration.
-///
-/// | field | default | meaning |
-/// |---|---|---|
-/// | `tile_url` | `https://tile.openstreetmap.org/{z}/{x}/{y}.png` | the map's tile URL template (OpenStreetMap's standard tiles; heavy use needs your own tile server, see the OSM tile usage policy) |
-/// | `tile_attribution` | `© OpenStreetMap contributors` | the credit shown on the map, as text |
-/// | `leaflet` | the Leaflet 1.9.4 embedded in the binary | where the page loads Leaflet from ([`LeafletSource`]); always this server, never a CDN |
-/// | `image_hosts` | Mapillary's (`https://*.fbcdn.net`) and Panoramax's (`https://api.panoramax.xyz`) | origins street-level thumbnails may load from (the Street View Static preview comes through this server, so Google needs no entry) |
-/// | `embed_key` | none | a Google Maps **Embed API browser key**: when set, the street-level panel shows an interactive panorama in an iframe from `https://www.google.com` |
-///
-/// The embed key ends up in pages, so it must be a separate key from the server's Street View
-/// key: restrict it to the Maps Embed API and to your dashboard's HTTP referrers in the Google
-/// Cloud console. The server's own API keys never reach a page.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DashboardConfig {
-    /// Tile URL template with `{z}`, `{x}`, `{y}` and optionally `{s}` (subdomain).
-    pub tile_url: String,
-    /// Attribution shown on the map, as plain text.
-    pub tile_attribution: String,
-    /// Where Leaflet comes from.
-    pub leaflet: LeafletSource,
-    /// Origins (`https://host`, `https://*.domain`) street-level images may load from.
-    pub image_hosts: Vec<String>,
-    /// A referrer-restricted Google Maps Embed API browser key, for the interactive panorama.
-    pub embed_key: Option<String>,
-}
-
-impl Default for DashboardConfig {
-    fn default() -> Self {
-        DashboardConfig {
-            tile_url: "https://tile.openstreetmap.org/{z}/{x}/{y}.png".into(),
-            tile_attribution: "© OpenStreetMap contributors".into(),
-            leaflet: LeafletSource::Embedded,
-            image_hosts: vec![
-                "https://*.fbcdn.net".into(),
-                "https://api.panoramax.xyz".into(),
-            ],
-            embed_key: None,
-        }
-    }
-}
+use crate::node::Node;
+use crate::transport::http::Caller;
 
 /// The origin the Maps Embed API iframe comes from.
 const EMBED_ORIGIN: &str = "https://www.google.com";
@@ -180,7 +113,11 @@ static PAGE: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// `GET /dashboard`, its assets, Leaflet's files, and `GET /api/dashboard/config`.
-pub(crate) fn routes() -> Router<AppState> {
+pub(crate) fn routes<S>() -> Router<S>
+where
+    Node: FromRef<S>,
+    S: Clone + Send + Sync + 'static,
+{
     Router::new()
         .route("/dashboard", get(page))
         .route("/dashboard/", get(page))
@@ -216,7 +153,7 @@ async fn asset(Path((version, name)): Path<(String, String)>) -> Response {
     }
 }
 
-async fn leaflet_file(State(state): State<AppState>, Path(path): Path<String>) -> Response {
+async fn leaflet_file(State(state): State<Node>, Path(path): Path<String>) -> Response {
     let not_found = || {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -247,9 +184,9 @@ async fn leaflet_file(State(state): State<AppState>, Path(path): Path<String>) -
 }
 
 /// `GET /api/dashboard/config` (viewer): the map settings the page needs.
-#[utoipa::path(get, path = "/api/dashboard/config", tag = "dashboard", responses((status = 200, description = "Tile URL, attribution, Leaflet source, embed key (viewer)", body = Object), (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody)), security(("token" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/dashboard/config", tag = "dashboard", responses((status = 200, description = "Tile URL, attribution, Leaflet source, embed key (viewer)", body = Object), (status = 401, description = "No valid token or session", body = crate::error::schema::ErrorBody)), security(("token" = []), ("session" = [])))]
 pub(crate) async fn page_config(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
@@ -353,7 +290,7 @@ mod tests {
         assert!(!csp.contains("unpkg"), "{csp}");
 
         let mut config = ServerConfig::default();
-        config.dashboard.leaflet = LeafletSource::Local(PathBuf::from("leaflet/dist"));
+        config.dashboard.leaflet = LeafletSource::Local(std::path::PathBuf::from("leaflet/dist"));
         config.dashboard.image_hosts.clear();
         config.dashboard.tile_url = "https://tiles.internal/{z}/{x}/{y}.png".into();
         config.dashboard.embed_key = Some("browser-key".into());

@@ -49,8 +49,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::error::{Error, Result};
-use crate::orchestrator::ScanRequest;
-use crate::state::AppState;
+use crate::node::Node;
+use crate::node::orchestrator::ScanRequest;
 
 /// The only address demo services bind and demo scans target; added to the scope in demo mode.
 pub(crate) const LOOPBACK: &str = "127.0.0.1";
@@ -122,7 +122,7 @@ pub(crate) struct Demo {
 
 impl Demo {
     /// Binds the weak services, announces them, and starts the scans and the simulation.
-    pub(crate) async fn start(state: AppState) -> Result<Demo> {
+    pub(crate) async fn start(state: Node) -> Result<Demo> {
         // A previous demo that did not stop cleanly may have left scans of ports that are gone:
         // cancel them before any agent can take them.
         for scan in state.orchestrator().scans().await.unwrap_or_default() {
@@ -409,7 +409,7 @@ fn expired_self_signed_acceptor() -> Result<TlsAcceptor> {
 
 /// Schedules one scan per weak service now and every [`RESCAN`]; at stop, cancels what has not
 /// finished (so a restart never resumes scans of ports that are gone).
-async fn scan_rounds(state: AppState, services: Vec<DemoService>, stop: CancellationToken) {
+async fn scan_rounds(state: Node, services: Vec<DemoService>, stop: CancellationToken) {
     let mut scheduled: VecDeque<String> = VecDeque::new();
     loop {
         for s in &services {
@@ -680,7 +680,7 @@ impl Simulation {
         }
     }
 
-    fn beat(&mut self, state: &AppState, beat: Beat) {
+    fn beat(&mut self, state: &Node, beat: Beat) {
         let bus = state.bus();
         match beat {
             Beat::Health => {
@@ -829,7 +829,7 @@ impl Simulation {
 }
 
 /// Plays [`SCRIPT`] over and over, one beat every [`STEP`], until `stop`.
-async fn simulate(state: AppState, stop: CancellationToken) {
+async fn simulate(state: Node, stop: CancellationToken) {
     let mut simulation = Simulation::new();
     let mut tick = tokio::time::interval(STEP);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

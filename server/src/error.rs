@@ -168,3 +168,26 @@ impl IntoResponse for ApiError {
         (self.status, Json(body)).into_response()
     }
 }
+
+/// The shape of [`ApiError`]'s body, for the OpenAPI document.
+pub(crate) mod schema {
+    use utoipa::ToSchema;
+
+    /// The error body of every failing REST call.
+    #[derive(Debug, ToSchema)]
+    #[allow(dead_code)]
+    pub struct ErrorBody {
+        /// The error.
+        error: ErrorFields,
+    }
+
+    /// A stable code and a human message.
+    #[derive(Debug, ToSchema)]
+    #[allow(dead_code)]
+    pub struct ErrorFields {
+        /// Stable, machine-readable (`unauthenticated`, `forbidden`, `out_of_scope`, ...).
+        code: String,
+        /// For people.
+        message: String,
+    }
+}

@@ -11,5 +11,5 @@ pub fn socketio_scan_result(
     data: serde_json::Value,
     tasks: &HashMap<String, sec_scan::ScanTask>,
 ) -> Result<(sec_scan::ScanResult, usize), (&'static str, String)> {
-    crate::socketio::parse_result(data, tasks)
+    crate::transport::socketio::parse_result(data, tasks)
 }

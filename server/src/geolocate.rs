@@ -96,98 +96,12 @@ use geo_locate::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::auth::Principal;
-use crate::budget::{Budget, Meter, OverBudget};
+use crate::config::{Budget, GeoConfig};
 use crate::error::{ApiError, Error, Result};
-use crate::http::{ApiJson, Caller, check_origin, session_principal};
-use crate::state::AppState;
-
-/// Geolocation providers and limits. The offline database needs no setting: it is
-/// `<data_dir>/geodb`. Keys are masked in `Debug` and never leave the server.
-///
-/// | field | default | meaning |
-/// |---|---|---|
-/// | `wigle_api_name`, `wigle_api_token` | none | WiGLE API name (`AID…`) and token; both or neither |
-/// | `opencellid_api_key` | none | OpenCellID API key |
-/// | `wigle_base_url` | `https://api.wigle.net` | WiGLE API root (tests point it at a mock) |
-/// | `opencellid_base_url` | `https://opencellid.org` | OpenCellID API root |
-/// | `max_online_lookups` | 10 | WiGLE/OpenCellID requests per located request (cache hits are free) |
-/// | `wigle_budget` | 60 an hour, 20 at once | WiGLE requests per token |
-/// | `opencellid_budget` | 200 an hour, 20 at once | OpenCellID requests per token |
-/// | `geosubmit_budget` | 600 an hour, 60 at once | `/v2/geosubmit` requests per token |
-/// | `max_overlay_rows` | 1 000 000 | transmitters the geosubmit overlay keeps (about 100 MB); when full, new ones are refused |
-/// | `trusted_proxies` | none | addresses or CIDRs (`10.0.0.0/8`, `::1`) of reverse proxies whose `X-Forwarded-For` names the caller, for the IP fallback and for the per-source budget of unauthenticated sockets |
-#[derive(Clone)]
-pub struct GeoConfig {
-    /// WiGLE API name.
-    pub wigle_api_name: Option<String>,
-    /// WiGLE API token.
-    pub wigle_api_token: Option<String>,
-    /// OpenCellID API key.
-    pub opencellid_api_key: Option<String>,
-    /// WiGLE API root; `None` for WiGLE's.
-    pub wigle_base_url: Option<String>,
-    /// OpenCellID API root; `None` for OpenCellID's.
-    pub opencellid_base_url: Option<String>,
-    /// Most provider requests per located request.
-    pub max_online_lookups: usize,
-    /// Per-token budget of WiGLE requests.
-    pub wigle_budget: Budget,
-    /// Per-token budget of OpenCellID requests.
-    pub opencellid_budget: Budget,
-    /// Per-token budget of `/v2/geosubmit` requests.
-    pub geosubmit_budget: Budget,
-    /// Most transmitters the geosubmit overlay keeps.
-    pub max_overlay_rows: u64,
-    /// Reverse proxies trusted to say who the caller is in `X-Forwarded-For`.
-    pub trusted_proxies: Vec<String>,
-}
-
-impl GeoConfig {
-    /// Checks the budgets.
-    pub(crate) fn validate(&self) -> Result<()> {
-        self.wigle_budget.check("geo.wigle_budget")?;
-        self.opencellid_budget.check("geo.opencellid_budget")?;
-        self.geosubmit_budget.check("geo.geosubmit_budget")
-    }
-}
-
-impl Default for GeoConfig {
-    fn default() -> Self {
-        GeoConfig {
-            wigle_api_name: None,
-            wigle_api_token: None,
-            opencellid_api_key: None,
-            wigle_base_url: None,
-            opencellid_base_url: None,
-            max_online_lookups: 10,
-            wigle_budget: Budget::new(60, 20),
-            opencellid_budget: Budget::new(200, 20),
-            geosubmit_budget: Budget::new(600, 60),
-            max_overlay_rows: geo_locate::store::overlay::DEFAULT_MAX_ROWS,
-            trusted_proxies: Vec::new(),
-        }
-    }
-}
-
-impl std::fmt::Debug for GeoConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mask = |v: &Option<String>| v.as_ref().map(|_| "***");
-        f.debug_struct("GeoConfig")
-            .field("wigle_api_name", &mask(&self.wigle_api_name))
-            .field("wigle_api_token", &mask(&self.wigle_api_token))
-            .field("opencellid_api_key", &mask(&self.opencellid_api_key))
-            .field("wigle_base_url", &self.wigle_base_url)
-            .field("opencellid_base_url", &self.opencellid_base_url)
-            .field("max_online_lookups", &self.max_online_lookups)
-            .field("wigle_budget", &self.wigle_budget)
-            .field("opencellid_budget", &self.opencellid_budget)
-            .field("geosubmit_budget", &self.geosubmit_budget)
-            .field("max_overlay_rows", &self.max_overlay_rows)
-            .field("trusted_proxies", &self.trusted_proxies)
-            .finish()
-    }
-}
+use crate::node::Node;
+use crate::node::auth::Principal;
+use crate::node::budget::{Meter, OverBudget};
+use crate::transport::http::{ApiJson, Caller, check_origin, session_principal};
 
 /// The database and the locator, built once.
 pub struct Geo {
@@ -197,7 +111,6 @@ pub struct Geo {
     /// The online sources' meters, to prune.
     meters: Vec<Arc<Meter>>,
     geosubmit_budget: Meter,
-    trusted_proxies: Vec<Cidr>,
 }
 
 tokio::task_local! {
@@ -266,52 +179,6 @@ impl Source for Metered {
             }
         };
         self.inner.lookup(query, known, budget, &gate).await
-    }
-}
-
-/// An address block: `addr/prefix`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Cidr {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    fn parse(s: &str) -> Option<Cidr> {
-        let (a, p) = match s.trim().split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s.trim(), None),
-        };
-        let addr: IpAddr = a.parse().ok()?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match p {
-            Some(p) => p.parse().ok().filter(|p| *p <= max)?,
-            None => max,
-        };
-        Some(Cidr { addr, prefix })
-    }
-
-    fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        let bits = |a: IpAddr| -> (u128, u32) {
-            match a {
-                IpAddr::V4(v) => (u128::from(u32::from(v)) << 96, 32),
-                IpAddr::V6(v) => (u128::from(v), 128),
-            }
-        };
-        let ((net, width), (x, w)) = (bits(self.addr), bits(ip));
-        if width != w {
-            return false;
-        }
-        let mask = if self.prefix == 0 {
-            0
-        } else {
-            u128::MAX << (128 - u32::from(self.prefix))
-        };
-        net & mask == x & mask
     }
 }
 
@@ -405,24 +272,12 @@ impl Geo {
             .build()
             .map_err(|e| Error::Config(format!("geolocation: {e}")))?;
         db.overlay().set_max_rows(config.max_overlay_rows);
-        let trusted_proxies = config
-            .trusted_proxies
-            .iter()
-            .map(|p| {
-                Cidr::parse(p).ok_or_else(|| {
-                    Error::Config(format!(
-                        "trusted proxy {p:?} is not an address or a CIDR block"
-                    ))
-                })
-            })
-            .collect::<Result<_>>()?;
         Ok(Geo {
             db,
             locator,
             online,
             meters,
             geosubmit_budget: Meter::new("geosubmit", config.geosubmit_budget),
-            trusted_proxies,
         })
     }
 
@@ -432,30 +287,6 @@ impl Geo {
             meter.prune();
         }
         self.geosubmit_budget.prune();
-    }
-
-    /// The caller's address for the IP fallback: the socket peer, or — when the peer is a
-    /// trusted proxy — the rightmost `X-Forwarded-For` entry that is not a trusted proxy
-    /// itself (entries to its left are whatever the client claimed). `None` without a peer
-    /// address.
-    pub(crate) fn caller_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
-        let peer = peer?;
-        let trusted = |ip: IpAddr| self.trusted_proxies.iter().any(|c| c.contains(ip));
-        if !trusted(peer) {
-            return Some(peer);
-        }
-        let hops: Vec<IpAddr> = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|h| h.trim().parse::<IpAddr>().ok())
-            .collect::<Option<Vec<_>>>()
-            .unwrap_or_default();
-        hops.into_iter()
-            .rev()
-            .find(|ip| !trusted(*ip))
-            .or(Some(peer))
     }
 
     /// The online providers in use (`opencellid`, `wigle`).
@@ -558,7 +389,7 @@ fn query_key(query: Option<&str>) -> Option<String> {
 /// Authenticates an Ichnaea client: bearer token, `?key=`, or a session cookie from an allowed
 /// origin. Anything missing or wrong is 400 `keyInvalid`, as Google and Ichnaea answer.
 async fn ichnaea_caller(
-    state: &AppState,
+    state: &Node,
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<Principal, Envelope> {
@@ -595,7 +426,7 @@ async fn ichnaea_caller(
 
 /// Reads the body (capped), inflating it when it is gzip-compressed. `Ok(None)` for an empty or
 /// blank body.
-async fn read_body(state: &AppState, request: Request) -> Result<Option<Bytes>, Envelope> {
+async fn read_body(state: &Node, request: Request) -> Result<Option<Bytes>, Envelope> {
     use std::io::Read as _;
     let limit = state.config().max_body_bytes;
     let encoding = request
@@ -660,7 +491,7 @@ fn kind_name(kind: EstimateKind) -> &'static str {
 /// Publishes `location_resolved` (room `monitoring`): position, accuracy, fallback and counts,
 /// never a MAC or a cell id. A bus without that room just skips it.
 fn publish_resolved(
-    state: &AppState,
+    state: &Node,
     principal: &Principal,
     endpoint: &str,
     query: &Query,
@@ -702,7 +533,8 @@ struct Located {
 
 /// Runs the locator with the caller's budgets, publishing the event for an answer.
 async fn resolve(
-    state: &AppState,
+    state: &Node,
+    geo: &Geo,
     principal: &Principal,
     endpoint: &str,
     query: &Query,
@@ -715,7 +547,7 @@ async fn resolve(
     let estimate = SPENDER
         .scope(
             Arc::clone(&spender),
-            state.geo().locator.locate_with_ip(query, caller),
+            geo.locator.locate_with_ip(query, caller),
         )
         .await?;
     if let Some(e) = &estimate {
@@ -746,18 +578,20 @@ fn over_budget_envelope(over: OverBudget) -> Response {
     security(("token" = []), ("session" = []), ("key" = [])))]
 /// `POST /v1/geolocate` (any role): Ichnaea/Google-compatible geolocation.
 pub async fn geolocate(
-    State(state): State<AppState>,
+    State(state): State<Node>,
+    State(geo): State<Arc<Geo>>,
     RawQuery(query): RawQuery,
     request: Request,
 ) -> Response {
-    match geolocate_inner(&state, query.as_deref(), request).await {
+    match geolocate_inner(&state, &geo, query.as_deref(), request).await {
         Ok(response) => response,
         Err(envelope) => envelope.into_response(),
     }
 }
 
 async fn geolocate_inner(
-    state: &AppState,
+    state: &Node,
+    geo: &Geo,
     query: Option<&str>,
     request: Request,
 ) -> Result<Response, Envelope> {
@@ -766,14 +600,14 @@ async fn geolocate_inner(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    let caller = state.geo().caller_ip(peer, request.headers());
+    let caller = state.proxies().caller_ip(peer, request.headers());
     // An empty body (Firefox sends one) asks for what the address alone says.
     let parsed: GeolocateRequest = match read_body(state, request).await? {
         Some(body) => parse(&body)?,
         None => GeolocateRequest::default(),
     };
     let query = Query::from_request(&parsed);
-    match resolve(state, &principal, "/v1/geolocate", &query, caller).await {
+    match resolve(state, geo, &principal, "/v1/geolocate", &query, caller).await {
         Ok(Located {
             estimate: Some(estimate),
             ..
@@ -800,18 +634,20 @@ async fn geolocate_inner(
     security(("token" = []), ("session" = []), ("key" = [])))]
 /// `POST /v2/geosubmit` (operator, admin or agent): store observations.
 pub async fn geosubmit(
-    State(state): State<AppState>,
+    State(state): State<Node>,
+    State(geo): State<Arc<Geo>>,
     RawQuery(query): RawQuery,
     request: Request,
 ) -> Response {
-    match geosubmit_inner(&state, query.as_deref(), request).await {
+    match geosubmit_inner(&state, &geo, query.as_deref(), request).await {
         Ok(response) => response,
         Err(envelope) => envelope.into_response(),
     }
 }
 
 async fn geosubmit_inner(
-    state: &AppState,
+    state: &Node,
+    geo: &Geo,
     query: Option<&str>,
     request: Request,
 ) -> Result<Response, Envelope> {
@@ -827,14 +663,14 @@ async fn geosubmit_inner(
             "submitting observations needs the operator, admin or agent role",
         ));
     }
-    if let Err(over) = state.geo().geosubmit_budget.take(&principal.token_id) {
+    if let Err(over) = geo.geosubmit_budget.take(&principal.token_id) {
         return Ok(over_budget_envelope(over));
     }
     let Some(body) = read_body(state, request).await? else {
         return Err(Envelope::validation("an empty body has no items"));
     };
     let parsed: GeosubmitRequest = parse(&body)?;
-    let db = Arc::clone(&state.geo().db);
+    let db = Arc::clone(&geo.db);
     let report = tokio::task::spawn_blocking(move || db.submit(&parsed))
         .await
         .map_err(|e| {
@@ -862,7 +698,7 @@ async fn geosubmit_inner(
     let message = format!(
         "the observation overlay is full ({} transmitters): {} observations of transmitters it \
          does not know were refused; known ones still refine",
-        state.geo().db.overlay().max_rows(),
+        geo.db.overlay().max_rows(),
         report.refused_full
     );
     tracing::warn!(submitter = %source_of(&principal), refused = report.refused_full, "geosubmit overlay full");
@@ -947,13 +783,14 @@ fn wifi_entries(bssids: &[String]) -> Vec<WifiAccessPoint> {
     request_body(content = Object, description = "{\"bssids\": [\"AA:BB:CC:DD:EE:FF\", ...]} (at least two known APs are needed)"),
     responses(
         (status = 200, description = "{success: true, latitude, longitude, accuracy_m, confidence} or {success: false, error}", body = Object),
-        (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody),
-        (status = 429, description = "This token's provider budget is spent and nothing else answered (Retry-After)", body = crate::openapi::ErrorBody),
-        (status = 503, description = "A provider or the database failed", body = crate::openapi::ErrorBody)),
+        (status = 401, description = "No valid token or session", body = crate::error::schema::ErrorBody),
+        (status = 429, description = "This token's provider budget is spent and nothing else answered (Retry-After)", body = crate::error::schema::ErrorBody),
+        (status = 503, description = "A provider or the database failed", body = crate::error::schema::ErrorBody)),
     security(("token" = []), ("session" = [])))]
 /// `POST /api/locate/wifi` (any role): the seed's WiFi lookup.
 pub async fn locate_wifi(
-    State(state): State<AppState>,
+    State(state): State<Node>,
+    State(geo): State<Arc<Geo>>,
     caller: Caller,
     ApiJson(body): ApiJson<WifiBody>,
 ) -> Result<Response, ApiError> {
@@ -963,7 +800,7 @@ pub async fn locate_wifi(
         ..GeolocateRequest::default()
     };
     let query = Query::from_request(&request);
-    let located = resolve(&state, principal, "/api/locate/wifi", &query, None)
+    let located = resolve(&state, &geo, principal, "/api/locate/wifi", &query, None)
         .await
         .map_err(|e| locator_unavailable(&e))?;
     Ok(seed_response(located, false))
@@ -1050,14 +887,15 @@ fn cell_entries(cell: &SeedCell) -> Vec<CellTower> {
     request_body(content = Object, description = "{\"bssids\": [...], \"cell_towers\": [{\"mcc\", \"mnc\", \"lac\", \"cid\", \"signal\", \"radio\"?}]}"),
     responses(
         (status = 200, description = "{success: true, latitude, longitude, accuracy_m, sources, confidence} or {success: false, error}", body = Object),
-        (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody),
-        (status = 429, description = "This token's provider budget is spent and nothing else answered (Retry-After)", body = crate::openapi::ErrorBody),
-        (status = 503, description = "A provider or the database failed", body = crate::openapi::ErrorBody)),
+        (status = 401, description = "No valid token or session", body = crate::error::schema::ErrorBody),
+        (status = 429, description = "This token's provider budget is spent and nothing else answered (Retry-After)", body = crate::error::schema::ErrorBody),
+        (status = 503, description = "A provider or the database failed", body = crate::error::schema::ErrorBody)),
     security(("token" = []), ("session" = [])))]
 /// `POST /api/locate/hybrid` (any role): the seed's WiFi-and-cells lookup, answered by
 /// Ichnaea's agreeing-group rule rather than the seed's average of disagreeing fixes.
 pub async fn locate_hybrid(
-    State(state): State<AppState>,
+    State(state): State<Node>,
+    State(geo): State<Arc<Geo>>,
     caller: Caller,
     ApiJson(body): ApiJson<HybridBody>,
 ) -> Result<Response, ApiError> {
@@ -1068,7 +906,7 @@ pub async fn locate_hybrid(
         ..GeolocateRequest::default()
     };
     let query = Query::from_request(&request);
-    let located = resolve(&state, principal, "/api/locate/hybrid", &query, None)
+    let located = resolve(&state, &geo, principal, "/api/locate/hybrid", &query, None)
         .await
         .map_err(|e| locator_unavailable(&e))?;
     Ok(seed_response(located, true))

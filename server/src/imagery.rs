@@ -4,6 +4,8 @@
 //! The Static API needs the key in the image URL, so the page never gets that URL: it gets
 //! `/api/streetview/image?…`, and the server fetches the (signed) image and passes it on.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
@@ -17,79 +19,12 @@ use streetview::metadata::MetadataClient;
 use streetview::nearby;
 use streetview::panoramax::PanoramaxClient;
 use streetview::static_api::StaticRequest;
-use streetview::{AccessToken, ApiKey, ClientConfig, LatLng, SigningSecret};
+use streetview::{ApiKey, ClientConfig, LatLng, SigningSecret};
 
-use crate::budget::{Budget, Meter, OverBudget};
+use crate::config::ImageryConfig;
 use crate::error::{ApiError, Error, Result};
-use crate::http::Caller;
-use crate::state::AppState;
-
-/// Provider credentials and endpoints. Secrets never leave the server: they are not logged
-/// (their `Debug` is masked) and never sent to a browser.
-///
-/// | field | default | meaning |
-/// |---|---|---|
-/// | `google_api_key` | none | Street View Static and metadata key; without it, only Maps links |
-/// | `google_signing_secret` | none | URL-signing secret; Static requests are signed when set |
-/// | `google_base_url` | Google | origin of the Static API (tests point it at a mock) |
-/// | `mapillary_token` | none | Mapillary client token; without it, Mapillary is skipped |
-/// | `mapillary_base_url` | `https://graph.mapillary.com` | Mapillary Graph API root |
-/// | `panoramax_base_url` | the meta-catalogue | a Panoramax instance's `/api` root |
-/// | `streetview_static_budget` | 120 an hour, 20 at once | Static API images per token through `/api/streetview/image` (each is billed) |
-/// | `mapillary_budget` | 600 an hour, 60 at once | Mapillary lookups per token through `/api/imagery` (one lookup pages through at most a few requests) |
-/// | `panoramax_budget` | 600 an hour, 60 at once | Panoramax lookups per token through `/api/imagery` |
-///
-/// A token whose budget is spent gets 429 `budget_exceeded` with `Retry-After`; from
-/// `/api/imagery` only when every provider it asked for is over budget (otherwise the others
-/// answer and the spent one is listed in `errors` with `code: "budget_exceeded"`). Only requests
-/// that reach a provider count: the Maps link and a provider without a key cost nothing.
-#[derive(Debug, Clone)]
-pub struct ImageryConfig {
-    /// Google Maps Platform key.
-    pub google_api_key: Option<ApiKey>,
-    /// Google URL-signing secret.
-    pub google_signing_secret: Option<SigningSecret>,
-    /// Origin of Google's API, for tests.
-    pub google_base_url: Option<String>,
-    /// Mapillary client token.
-    pub mapillary_token: Option<AccessToken>,
-    /// Mapillary Graph API root.
-    pub mapillary_base_url: Option<String>,
-    /// Panoramax API root.
-    pub panoramax_base_url: Option<String>,
-    /// Per-token budget of Static API images.
-    pub streetview_static_budget: Budget,
-    /// Per-token budget of Mapillary lookups.
-    pub mapillary_budget: Budget,
-    /// Per-token budget of Panoramax lookups.
-    pub panoramax_budget: Budget,
-}
-
-impl Default for ImageryConfig {
-    fn default() -> Self {
-        ImageryConfig {
-            google_api_key: None,
-            google_signing_secret: None,
-            google_base_url: None,
-            mapillary_token: None,
-            mapillary_base_url: None,
-            panoramax_base_url: None,
-            streetview_static_budget: Budget::new(120, 20),
-            mapillary_budget: Budget::new(600, 60),
-            panoramax_budget: Budget::new(600, 60),
-        }
-    }
-}
-
-impl ImageryConfig {
-    /// Checks the budgets.
-    pub(crate) fn validate(&self) -> Result<()> {
-        self.streetview_static_budget
-            .check("imagery.streetview_static_budget")?;
-        self.mapillary_budget.check("imagery.mapillary_budget")?;
-        self.panoramax_budget.check("imagery.panoramax_budget")
-    }
-}
+use crate::node::budget::{Meter, OverBudget};
+use crate::transport::http::Caller;
 
 /// The provider clients, built once.
 #[derive(Debug)]
@@ -224,11 +159,11 @@ impl ViewQuery {
     }
 }
 
-#[utoipa::path(get, path = "/api/streetview", tag = "imagery", params(("lat" = f64, Query, description = "Latitude"), ("lng" = f64, Query, description = "Longitude"), ("heading" = Option<f64>, Query, description = "Degrees"), ("pitch" = Option<f64>, Query, description = "-90..=90"), ("fov" = Option<f64>, Query, description = "10..=100 for Maps links")), responses((status = 200, description = "Maps link; with a key, metadata and a Static preview URL (viewer)", body = Object), (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody), (status = 403, description = "The role may not do this", body = crate::openapi::ErrorBody)), security(("token" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/streetview", tag = "imagery", params(("lat" = f64, Query, description = "Latitude"), ("lng" = f64, Query, description = "Longitude"), ("heading" = Option<f64>, Query, description = "Degrees"), ("pitch" = Option<f64>, Query, description = "-90..=90"), ("fov" = Option<f64>, Query, description = "10..=100 for Maps links")), responses((status = 200, description = "Maps link; with a key, metadata and a Static preview URL (viewer)", body = Object), (status = 401, description = "No valid token or session", body = crate::error::schema::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::schema::ErrorBody)), security(("token" = []), ("session" = [])))]
 /// `GET /api/streetview` (viewer): the Maps link, and with a key the proxied Static preview and
 /// the free metadata.
 pub async fn streetview(
-    State(state): State<AppState>,
+    State(imagery): State<Arc<Imagery>>,
     caller: Caller,
     Query(q): Query<ViewQuery>,
 ) -> Result<Json<Value>, ApiError> {
@@ -245,7 +180,6 @@ pub async fn streetview(
         pano = pano.fov(fov);
     }
     let maps_url = pano.build().map_err(invalid)?;
-    let imagery = state.imagery();
     let (static_url, metadata) = match &imagery.metadata {
         None => (Value::Null, Value::Null),
         Some(client) => {
@@ -271,16 +205,15 @@ pub async fn streetview(
     })))
 }
 
-#[utoipa::path(get, path = "/api/streetview/image", tag = "imagery", params(("lat" = f64, Query, description = "Latitude"), ("lng" = f64, Query, description = "Longitude"), ("size" = Option<String>, Query, description = "WIDTHxHEIGHT, at most 640x640")), responses((status = 200, description = "The Static API image, fetched by the server (viewer)", body = Object), (status = 429, description = "This token's streetview_static budget is spent (Retry-After)", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody), (status = 403, description = "The role may not do this", body = crate::openapi::ErrorBody)), security(("token" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/streetview/image", tag = "imagery", params(("lat" = f64, Query, description = "Latitude"), ("lng" = f64, Query, description = "Longitude"), ("size" = Option<String>, Query, description = "WIDTHxHEIGHT, at most 640x640")), responses((status = 200, description = "The Static API image, fetched by the server (viewer)", body = Object), (status = 429, description = "This token's streetview_static budget is spent (Retry-After)", body = crate::error::schema::ErrorBody), (status = 401, description = "No valid token or session", body = crate::error::schema::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::schema::ErrorBody)), security(("token" = []), ("session" = [])))]
 /// `GET /api/streetview/image` (viewer): the Static API image, fetched by the server. Each image
 /// fetched spends one unit of the token's `streetview_static_budget`.
 pub async fn streetview_image(
-    State(state): State<AppState>,
+    State(imagery): State<Arc<Imagery>>,
     caller: Caller,
     Query(q): Query<ViewQuery>,
 ) -> axum::response::Result<Response> {
     caller.require(Role::Viewer)?;
-    let imagery = state.imagery();
     let Some(key) = &imagery.google_key else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -349,17 +282,16 @@ pub struct ImageryQuery {
     limit: Option<u32>,
 }
 
-#[utoipa::path(get, path = "/api/imagery", tag = "imagery", params(("lat" = f64, Query, description = "Latitude"), ("lng" = f64, Query, description = "Longitude"), ("radius" = Option<f64>, Query, description = "Metres, 1..=5000"), ("provider" = Option<String>, Query, description = "all|mapillary|panoramax"), ("limit" = Option<u32>, Query, description = "Per provider")), responses((status = 200, description = "Mapillary and Panoramax images near a point (viewer)", body = Object), (status = 429, description = "This token's budget for every provider asked is spent (Retry-After)", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody), (status = 403, description = "The role may not do this", body = crate::openapi::ErrorBody)), security(("token" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/imagery", tag = "imagery", params(("lat" = f64, Query, description = "Latitude"), ("lng" = f64, Query, description = "Longitude"), ("radius" = Option<f64>, Query, description = "Metres, 1..=5000"), ("provider" = Option<String>, Query, description = "all|mapillary|panoramax"), ("limit" = Option<u32>, Query, description = "Per provider")), responses((status = 200, description = "Mapillary and Panoramax images near a point (viewer)", body = Object), (status = 429, description = "This token's budget for every provider asked is spent (Retry-After)", body = crate::error::schema::ErrorBody), (status = 401, description = "No valid token or session", body = crate::error::schema::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::schema::ErrorBody)), security(("token" = []), ("session" = [])))]
 /// `GET /api/imagery` (viewer): Mapillary and Panoramax images near a point, nearest first.
 /// Each provider asked spends one unit of the token's budget for it.
 pub async fn imagery(
-    State(state): State<AppState>,
+    State(imagery): State<Arc<Imagery>>,
     caller: Caller,
     Query(q): Query<ImageryQuery>,
 ) -> axum::response::Result<Json<Value>> {
     caller.require(Role::Viewer)?;
     let center = LatLng::new(q.lat, q.lng).map_err(invalid)?;
-    let imagery = state.imagery();
     let (use_mapillary, use_panoramax) = match q.provider.as_deref().unwrap_or("all") {
         "all" => (true, true),
         "mapillary" => (true, false),

@@ -168,6 +168,23 @@
 //! (`demo_started`, room `monitoring`) says where the services listen. Shutdown cancels the
 //! unfinished demo scans, stops the demo's tasks and closes its listeners.
 //!
+//! # Layout
+//!
+//! The modules are layers; each uses only its own layer and those below it, and no two modules
+//! import each other (`tests/layers.rs` checks both):
+//!
+//! | layer | modules | what |
+//! |---|---|---|
+//! | top | `app`, `openapi` | [`AppState`] (the node plus the features' services), the router ([`app`]), [`serve`], the OpenAPI document |
+//! | features | `scans`, `geolocate`, `imagery`, `dashboard`, `telemetry`, `tokens`, `demo` | the routes of each feature; `geolocate` and `imagery` hold their own services, reached through axum's `FromRef` |
+//! | transport | [`http`], [`protocol`], `ws`, `socketio`, `limit`, `connection` | extractors, origin checks, sessions; the `/ws` and Socket.IO protocols; rate limits; head timeouts and draining |
+//! | node | [`Node`], [`auth`], [`orchestrator`], [`cluster`], budgets, admission, trusted proxies, metrics | what one server process holds whatever its routes |
+//! | store | [`store`] | SQLite or PostgreSQL behind one async [`store::Store`], and the event log writer |
+//! | base | `config`, `error` | plain configuration data ([`ServerConfig`] and the feature settings it carries), errors |
+//!
+//! Data flows up: a request enters through a transport, a feature reads the node, the node reads
+//! and writes the store. Configuration is plain data; the features read their part of it.
+//!
 //! # Example
 //!
 //! ```no_run
@@ -183,292 +200,29 @@
 //! # Ok(()) }
 //! ```
 
-mod admission;
-pub mod auth;
-mod budget;
-pub mod cluster;
+mod app;
 mod config;
-mod connection;
 mod dashboard;
 mod demo;
 mod error;
-mod eventlog;
 #[doc(hidden)]
 pub mod fuzzing;
 mod geolocate;
-pub mod http;
 mod imagery;
-mod limit;
-mod local_agent;
+mod node;
 mod openapi;
-pub mod orchestrator;
-pub mod protocol;
 mod scans;
-mod socketio;
-mod state;
 pub mod store;
 mod telemetry;
 mod tokens;
-mod ws;
+mod transport;
 
-use std::future::Future;
-use std::time::Duration;
-
-use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, Request};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
-use tokio_util::sync::CancellationToken;
-use tower_http::set_header::SetResponseHeaderLayer;
-
-pub use budget::Budget;
-pub use config::{ServerConfig, redact_url};
-pub use dashboard::{DashboardConfig, LEAFLET_VERSION, LeafletSource};
+pub use app::{AppState, app, serve};
+pub use config::{
+    Budget, DashboardConfig, GeoConfig, ImageryConfig, LEAFLET_VERSION, LeafletSource,
+    ServerConfig, redact_url,
+};
 pub use demo::{DemoService, DemoStarted};
 pub use error::{ApiError, Error, Result};
-pub use geolocate::GeoConfig;
-pub use imagery::ImageryConfig;
-pub use state::{AppState, FirstStart, WsCounters};
-
-/// The whole HTTP and WebSocket surface, ready to serve or to drive in tests.
-pub fn app(state: AppState) -> Router {
-    let body_limit = state.config().max_body_bytes;
-    let csp = HeaderValue::from_str(&dashboard::content_security_policy(state.config()))
-        .expect("the policy is built from filtered origins: visible ASCII only");
-    let header = |name: &'static str, value: &'static str| {
-        SetResponseHeaderLayer::if_not_present(
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        )
-    };
-    Router::new()
-        .route("/", get(|| async { Redirect::temporary("/dashboard") }))
-        .route("/health", get(http::health))
-        .route("/livez", get(http::livez))
-        .route("/readyz", get(http::readyz))
-        .route("/stats", get(http::stats))
-        .route("/metrics", get(telemetry::metrics))
-        .route("/api/websocket/status", get(http::websocket_status))
-        .route(
-            "/api/session",
-            get(http::session_info)
-                .post(http::create_session)
-                .delete(http::end_session),
-        )
-        .route(
-            "/api/events",
-            get(http::list_events).post(http::publish_event),
-        )
-        .route("/api/tokens", get(tokens::list).post(tokens::create))
-        .route("/api/tokens/{id}", axum::routing::delete(tokens::revoke))
-        .route("/api/scans", get(scans::list).post(scans::create))
-        .route("/api/scan", axum::routing::post(scans::create_seed_alias))
-        .route("/api/openapi.json", get(openapi::document))
-        .route("/api/scans/{id}", get(scans::show).delete(scans::cancel))
-        .route("/api/agents", get(scans::agents))
-        .route(
-            "/api/agents/{id}/command",
-            axum::routing::post(scans::command),
-        )
-        .route("/api/alerts", get(scans::alerts))
-        .route("/api/streetview", get(imagery::streetview))
-        .route("/api/streetview/image", get(imagery::streetview_image))
-        .route("/api/imagery", get(imagery::imagery))
-        .route("/v1/geolocate", axum::routing::post(geolocate::geolocate))
-        .route("/v2/geosubmit", axum::routing::post(geolocate::geosubmit))
-        .route(
-            "/api/locate/wifi",
-            axum::routing::post(geolocate::locate_wifi),
-        )
-        .route(
-            "/api/locate/hybrid",
-            axum::routing::post(geolocate::locate_hybrid),
-        )
-        .route("/ws", get(ws::upgrade))
-        .route_service("/socket.io/", socketio::service(&state))
-        .merge(dashboard::routes())
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            telemetry::track,
-        ))
-        .fallback(http::not_found)
-        .layer(middleware::from_fn(refuse_query_tokens))
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            axum::http::header::CONTENT_SECURITY_POLICY,
-            csp,
-        ))
-        .layer(header("x-content-type-options", "nosniff"))
-        .layer(header("referrer-policy", "no-referrer"))
-        .layer(header("x-frame-options", "DENY"))
-        .with_state(state)
-}
-
-async fn refuse_query_tokens(request: Request<axum::body::Body>, next: Next) -> Response {
-    if http::query_has_token(request.uri().query()) {
-        return ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "token_in_url",
-            "tokens are never accepted in a URL: use the Authorization header or a session",
-        )
-        .into_response();
-    }
-    next.run(request).await
-}
-
-/// Serves `state` on `listener` until `shutdown` resolves, then drains: readiness goes to 503,
-/// new connections are refused, WebSocket clients get a 1001 close, in-flight work gets
-/// `drain_timeout`, and the event log is flushed.
-///
-/// Connections are served by hyper's HTTP/1 builder with the request-head timeout, keep-alive
-/// idle timeout and head size limits of [`ServerConfig`]; requests carry the peer address as
-/// axum's `ConnectInfo<SocketAddr>`.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<()> {
-    let background = CancellationToken::new();
-    let log = tokio::spawn(eventlog::run(state.clone(), background.clone()));
-    let reload = tokio::spawn(reload_tokens(state.clone(), background.clone()));
-    let dispatcher = state.orchestrator().is_shared().then(|| {
-        let orchestrator = std::sync::Arc::clone(state.orchestrator());
-        tokio::spawn(orchestrator.run_shared(background.clone()))
-    });
-    let control = state.cluster().cloned().map(|cluster| {
-        let (state, stop) = (state.clone(), background.clone());
-        tokio::spawn(async move {
-            tokio::join!(
-                cluster.listen(state.clone(), stop.clone()),
-                report_load(&cluster, &state, &stop)
-            );
-            cluster.forget_load().await;
-        })
-    });
-    let leases = tokio::spawn(every(Duration::from_secs(1), background.clone(), {
-        let state = state.clone();
-        move || state.orchestrator().tick()
-    }));
-    // Demo mode: weak loopback services, scans of them and the simulated activity. Before the
-    // in-process agent, so no scan an earlier demo left unfinished is handed to it.
-    let demo = if state.config().demo {
-        match demo::Demo::start(state.clone()).await {
-            Ok(demo) => Some(demo),
-            Err(err) => {
-                background.cancel();
-                return Err(err);
-            }
-        }
-    } else {
-        None
-    };
-    let local = state.config().local_agent.map(|concurrency| {
-        let orchestrator = std::sync::Arc::clone(state.orchestrator());
-        let runner = sec_scan::LocalRunner::new(
-            orchestrator.scope().cloned().unwrap_or_default(),
-            std::sync::Arc::new(sec_scan::SignatureSet::builtin()),
-            sec_scan::ScanOptions::default(),
-            std::sync::Arc::new(sec_scan::SystemResolver),
-        );
-        tokio::spawn(local_agent::run(
-            orchestrator,
-            std::sync::Arc::new(runner),
-            concurrency,
-            background.child_token(),
-        ))
-    });
-    let prune = tokio::spawn(every(BUDGET_PRUNE, background.clone(), {
-        let state = state.clone();
-        move || {
-            state.imagery().prune_budgets();
-            state.geo().prune_budgets();
-        }
-    }));
-    let connections = connection::accept(listener, app(state.clone()), &state, shutdown).await;
-    // Readiness goes to 503, every connection is told to close (HTTP ones after the request in
-    // flight, WebSocket ones with 1001), and both get `drain_timeout` together.
-    tracing::info!("shutting down: draining connections");
-    state.begin_shutdown();
-    state.tracker().close();
-    let drained = tokio::time::timeout(state.config().drain_timeout, async {
-        connections.wait().await;
-        state.tracker().wait().await;
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(
-            connections = state.connections(),
-            http_connections = connections.open(),
-            "drain timeout: dropping the remaining connections"
-        );
-        connections.force_close();
-    }
-    if let Some(demo) = demo {
-        demo.stop().await;
-    }
-    background.cancel();
-    if let Some(local) = local {
-        let _ = local.await;
-    }
-    let _ = leases.await;
-    let _ = prune.await;
-    let _ = log.await;
-    let _ = reload.await;
-    if let Some(control) = control {
-        let _ = control.await;
-    }
-    if let Some(dispatcher) = dispatcher {
-        let _ = dispatcher.await;
-    }
-    Ok(())
-}
-
-/// Reports this node's load to the cluster every second until `stop`.
-async fn report_load(cluster: &cluster::Cluster, state: &AppState, stop: &CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = tick.tick() => {
-                if let Err(err) = cluster.report_load(http::node_load(state)).await {
-                    tracing::debug!(error = %err, "reporting load failed");
-                }
-            }
-        }
-    }
-}
-
-/// How often the per-token budgets forget tokens whose bucket is full again: a token that has
-/// not spent anything lately (or was revoked) drops out, and its next request starts from the
-/// full bucket it would have had anyway.
-const BUDGET_PRUNE: Duration = Duration::from_secs(60);
-
-/// Runs `f` every `period` until `stop`.
-async fn every(period: Duration, stop: CancellationToken, mut f: impl FnMut()) {
-    let mut tick = tokio::time::interval(period);
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = tick.tick() => f(),
-        }
-    }
-}
-
-/// Tokens minted or revoked by `vigil token` in another process take effect within this period.
-const TOKEN_RELOAD: Duration = Duration::from_secs(2);
-
-async fn reload_tokens(state: AppState, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(TOKEN_RELOAD);
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = tick.tick() => {
-                if let Err(err) = state.auth().reload().await {
-                    tracing::warn!(error = %err, "reloading tokens failed");
-                }
-            }
-        }
-    }
-}
+pub use node::{FirstStart, Node, WsCounters, auth, cluster, orchestrator};
+pub use transport::{http, protocol};

@@ -2,25 +2,9 @@
 
 use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
-/// The error body of every failing REST call.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct ErrorBody {
-    /// The error.
-    error: ErrorFields,
-}
-
-/// A stable code and a human message.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct ErrorFields {
-    /// Stable, machine-readable (`unauthenticated`, `forbidden`, `out_of_scope`, ...).
-    code: String,
-    /// For people.
-    message: String,
-}
+use crate::error::schema::{ErrorBody, ErrorFields};
 
 struct Security;
 
@@ -39,7 +23,7 @@ impl Modify for Security {
         components.add_security_scheme(
             "session",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-                crate::auth::SESSION_COOKIE,
+                crate::node::auth::SESSION_COOKIE,
                 "The dashboard's session. A server started with --cookie-secure (reached over \
                  HTTPS) names it __Host-vigil_session instead, and reads only that name.",
             ))),
@@ -60,19 +44,19 @@ impl Modify for Security {
         description = "The vigil reference server's REST API. WebSocket (`/ws`) messages are documented in the server crate's docs.",
     ),
     paths(
-        crate::http::health,
-        crate::http::livez,
-        crate::http::readyz,
-        crate::http::stats,
-        crate::http::websocket_status,
-        crate::http::create_session,
-        crate::http::session_info,
-        crate::http::end_session,
+        crate::transport::http::health,
+        crate::transport::http::livez,
+        crate::transport::http::readyz,
+        crate::transport::http::stats,
+        crate::transport::http::websocket_status,
+        crate::transport::http::create_session,
+        crate::transport::http::session_info,
+        crate::transport::http::end_session,
         crate::tokens::list,
         crate::tokens::create,
         crate::tokens::revoke,
-        crate::http::list_events,
-        crate::http::publish_event,
+        crate::transport::http::list_events,
+        crate::transport::http::publish_event,
         crate::telemetry::metrics,
         crate::scans::create,
         crate::scans::create_seed_alias,

@@ -1,6 +1,7 @@
 //! `/metrics`: Prometheus text exposition of the server's counters, without global state.
 //!
-//! Long-lived metrics (HTTP latency, frames per room, queued bytes) live in [`Telemetry`];
+//! Long-lived metrics (HTTP latency, frames per room, queued bytes) live in the node's
+//! [`Telemetry`](crate::node::metrics::Telemetry);
 //! figures the server already keeps (connections, event counts, disconnect reasons) are read at
 //! scrape time. Each scrape builds a fresh registry over both, so several servers in one process
 //! (as in tests) never share numbers.
@@ -20,113 +21,23 @@
 //! | `scan_tasks` | `state` | `queued`, `running`, `done` |
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::Method;
 use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use event_bus::{Role, Room, RoomConfig};
+use event_bus::Role;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{
-    DescriptorEncoder, EncodeLabelSet, EncodeMetric, LabelSetEncoder,
-};
-use prometheus_client::metrics::counter::{ConstCounter, Counter};
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use crate::error::ApiError;
-use crate::http::Caller;
-use crate::state::AppState;
-
-/// A room as a metric label; cloning it is cheap, so counting a delivery allocates nothing.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RoomLabel(pub Room);
-
-impl EncodeLabelSet for RoomLabel {
-    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
-        [("room", self.0.as_str())].encode(encoder)
-    }
-}
-
-/// Labels of an HTTP request: each from a fixed set (see the module docs).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct HttpLabels {
-    method: &'static str,
-    route: String,
-    status: u16,
-}
-
-/// The method as a label: the standard methods a browser or a client of this API sends, and
-/// `other` for anything else (extension methods are any token a client likes).
-fn method_label(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
-    }
-}
-
-/// The server's own metrics.
-#[derive(Debug)]
-pub struct Telemetry {
-    http: Family<HttpLabels, Histogram>,
-    frames_by_room: Family<RoomLabel, Counter>,
-    queued_bytes: Gauge<i64, AtomicI64>,
-    /// The rooms that get their own `room` label; any other is counted as `other`.
-    rooms: Box<[Room]>,
-    other_room: Room,
-}
-
-impl Telemetry {
-    /// Metrics for a server with these rooms.
-    pub fn new(rooms: &[RoomConfig]) -> Telemetry {
-        Telemetry {
-            http: Family::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.000_25, 2.0, 14))
-            }),
-            frames_by_room: Family::default(),
-            queued_bytes: Gauge::default(),
-            rooms: rooms.iter().map(|r| r.name.clone()).collect(),
-            other_room: Room::from_static("other").expect("`other` is a valid room name"),
-        }
-    }
-
-    /// The label for `room`: itself when configured, else `other`.
-    fn room_label(&self, room: &Room) -> RoomLabel {
-        let known = self.rooms.iter().any(|r| r.as_str() == room.as_str());
-        RoomLabel(if known { room } else { &self.other_room }.clone())
-    }
-
-    /// Counts event frames written for clients in one room.
-    pub fn frames_out(&self, room: &Room, frames: u64) {
-        self.frames_by_room
-            .get_or_create(&self.room_label(room))
-            .inc_by(frames);
-    }
-
-    /// The counter of event frames for one room, for a writer to keep and bump without looking
-    /// it up each time.
-    pub fn room_frames(&self, room: &Room) -> Counter {
-        self.frames_by_room
-            .get_or_create(&self.room_label(room))
-            .clone()
-    }
-
-    /// Adds to (or, negative, takes from) the bytes queued for all clients.
-    pub fn queued(&self, delta: i64) {
-        self.queued_bytes.inc_by(delta);
-    }
-}
+use crate::node::Node;
+use crate::transport::http::Caller;
 
 /// Figures read from the state at scrape time.
 #[derive(Debug)]
@@ -270,9 +181,9 @@ impl Collector for Snapshot {
     }
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus/OpenMetrics text (viewer)", body = Object), (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody), (status = 403, description = "The role may not do this", body = crate::openapi::ErrorBody)), security(("token" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus/OpenMetrics text (viewer)", body = Object), (status = 401, description = "No valid token or session", body = crate::error::schema::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::schema::ErrorBody)), security(("token" = []), ("session" = [])))]
 /// `GET /metrics` (viewer token: configure Prometheus with `authorization: {credentials: …}`).
-pub async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+pub async fn metrics(State(state): State<Node>, caller: Caller) -> Result<Response, ApiError> {
     caller.require(Role::Viewer)?;
     let load = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
     let c = state.counters();
@@ -295,23 +206,8 @@ pub async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Re
         uptime: state.uptime_seconds(),
         tasks: state.orchestrator().counts(),
     };
-    let t = state.telemetry();
     let mut registry = Registry::with_prefix("vigil");
-    registry.register(
-        "http_request_duration_seconds",
-        "HTTP request latency, by route.",
-        t.http.clone(),
-    );
-    registry.register(
-        "ws_frames_out_by_room",
-        "Event frames queued for clients, by room.",
-        t.frames_by_room.clone(),
-    );
-    registry.register(
-        "ws_queued_bytes",
-        "Bytes of frames waiting on WebSocket clients whose sockets are full.",
-        t.queued_bytes.clone(),
-    );
+    state.telemetry().register(&mut registry);
     registry.register_collector(Box::new(Arc::new(snapshot)));
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry)
@@ -330,46 +226,19 @@ pub async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Re
 /// the label set) and its method from a fixed set. It is a route layer, so it sees matched
 /// routes only, the 405 answer of a route's method router included; requests no route matches
 /// get the fixed `unmatched`.
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn track(State(state): State<Node>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = method_label(request.method());
+    let method = request.method().clone();
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let response = next.run(request).await;
-    let labels = HttpLabels {
-        method,
+    state.telemetry().observe_http(
+        &method,
         route,
-        status: response.status().as_u16(),
-    };
-    state
-        .telemetry()
-        .http
-        .get_or_create(&labels)
-        .observe(started.elapsed().as_secs_f64());
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn methods_outside_the_standard_set_are_other() {
-        assert_eq!(method_label(&Method::GET), "GET");
-        assert_eq!(method_label(&Method::OPTIONS), "OPTIONS");
-        assert_eq!(method_label(&Method::TRACE), "other");
-        let long = Method::from_bytes("X".repeat(4096).as_bytes()).unwrap();
-        assert_eq!(method_label(&long), "other");
-    }
-
-    #[test]
-    fn unknown_rooms_are_other() {
-        let t = Telemetry::new(&RoomConfig::defaults());
-        let chat = Room::new("chat").unwrap();
-        assert_eq!(t.room_label(&chat).0.as_str(), "chat");
-        let stray = Room::new("stray").unwrap();
-        assert_eq!(t.room_label(&stray).0.as_str(), "other");
-    }
 }

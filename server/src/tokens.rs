@@ -8,9 +8,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::http::{ApiJson, Caller};
-use crate::state::AppState;
+use crate::node::Node;
 use crate::store::{parse_role, role_name};
+use crate::transport::http::{ApiJson, Caller};
 
 /// The body of `POST /api/tokens`.
 #[derive(Debug, Deserialize)]
@@ -23,8 +23,8 @@ pub struct CreateToken {
 }
 
 /// `GET /api/tokens` (admin): every token, never a secret.
-#[utoipa::path(get, path = "/api/tokens", tag = "auth", responses((status = 200, description = "Tokens (admin)", body = Object), (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody), (status = 403, description = "The role may not do this", body = crate::openapi::ErrorBody)), security(("token" = []), ("session" = [])))]
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/tokens", tag = "auth", responses((status = 200, description = "Tokens (admin)", body = Object), (status = 401, description = "No valid token or session", body = crate::error::schema::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::schema::ErrorBody)), security(("token" = []), ("session" = [])))]
+pub async fn list(State(state): State<Node>, caller: Caller) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Admin)?;
     let tokens = state.auth().tokens().await?;
     let tokens: Vec<Value> = tokens
@@ -38,9 +38,9 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<
 }
 
 /// `POST /api/tokens` (admin): mint a token; its secret is in this answer only.
-#[utoipa::path(post, path = "/api/tokens", tag = "auth", request_body(content = Object, description = "{role, label}"), responses((status = 201, description = "Created; `token` is shown only here (admin)", body = Object), (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody), (status = 403, description = "The role may not do this", body = crate::openapi::ErrorBody)), security(("token" = []), ("session" = [])))]
+#[utoipa::path(post, path = "/api/tokens", tag = "auth", request_body(content = Object, description = "{role, label}"), responses((status = 201, description = "Created; `token` is shown only here (admin)", body = Object), (status = 401, description = "No valid token or session", body = crate::error::schema::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::schema::ErrorBody)), security(("token" = []), ("session" = [])))]
 pub async fn create(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     caller: Caller,
     ApiJson(body): ApiJson<CreateToken>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -63,9 +63,9 @@ pub async fn create(
 }
 
 /// `DELETE /api/tokens/{id}` (admin): revoke a token and end its sessions.
-#[utoipa::path(delete, path = "/api/tokens/{id}", tag = "auth", params(("id" = String, Path, description = "Token id")), responses((status = 204, description = "Revoked (admin)"), (status = 404, description = "No such live token", body = crate::openapi::ErrorBody)), security(("token" = []), ("session" = [])))]
+#[utoipa::path(delete, path = "/api/tokens/{id}", tag = "auth", params(("id" = String, Path, description = "Token id")), responses((status = 204, description = "Revoked (admin)"), (status = 404, description = "No such live token", body = crate::error::schema::ErrorBody)), security(("token" = []), ("session" = [])))]
 pub async fn revoke(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {

@@ -18,6 +18,7 @@ use event_bus::{Event, Role};
 
 use crate::error::{Error, Result};
 
+pub(crate) mod eventlog;
 pub mod postgres;
 mod sqlite;
 

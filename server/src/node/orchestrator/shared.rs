@@ -2,7 +2,7 @@
 //! the agents it holds.
 //!
 //! With a shared store ([`crate::store::Store::Postgres`]) and a cluster
-//! ([`crate::cluster::Cluster`]) the orchestrator keeps no queue in memory. What it holds is
+//! ([`crate::node::cluster::Cluster`]) the orchestrator keeps no queue in memory. What it holds is
 //! this node's agents (their connections and slots) and the tasks they run now.
 //!
 //! | step | where | how |
@@ -34,8 +34,8 @@ use super::{
     AgentCommand, AgentOrder, AgentRefused, AgentView, Orchestrator, Phase, ResultRefused,
     TaskState, TaskView, check_on_target, kind_name, match_vulns, parse_kind, status_name,
 };
-use crate::cluster::{Cluster, Control};
 use crate::error::ApiError;
+use crate::node::cluster::{Cluster, Control};
 use crate::store::postgres::{Completion, Presence, Reaped};
 use crate::store::{AlertRow, PgStore, Store};
 

@@ -40,6 +40,11 @@ mod shared;
 use crate::store::{AlertRow, ScanRow, Store, TaskRow};
 pub use shared::SharedQueue;
 
+/// The id the in-process agent registers under (`local-<node>` in a cluster).
+pub const LOCAL_AGENT_ID: &str = "local";
+
+pub use crate::node::command::AgentCommand;
+
 /// What an agent is told to do.
 #[derive(Debug, Clone)]
 pub enum AgentOrder {
@@ -52,18 +57,6 @@ pub enum AgentOrder {
         /// The task it is about (for `cancel`).
         task_id: Option<String>,
     },
-}
-
-/// Commands an operator can send to an agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AgentCommand {
-    /// Finish or hand back running work and disconnect.
-    Stop,
-    /// Cancel a task.
-    Cancel,
-    /// Report health now.
-    HealthCheck,
 }
 
 /// What an agent says about itself when it registers.
@@ -307,7 +300,7 @@ pub struct OrchestratorConfig {
     /// Several nodes: this node's place in the cluster. With a shared (PostgreSQL) store the
     /// queue lives in the database and every node dispatches to the agents it holds (the
     /// `shared` module's docs).
-    pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    pub cluster: Option<Arc<crate::node::cluster::Cluster>>,
 }
 
 impl Default for OrchestratorConfig {
@@ -563,10 +556,9 @@ impl Orchestrator {
             );
         }
         inner.owners = store.agent_owners().await?.into_iter().collect();
-        inner.owners.insert(
-            crate::local_agent::LOCAL_AGENT_ID.to_owned(),
-            SERVER_OWNER.to_owned(),
-        );
+        inner
+            .owners
+            .insert(LOCAL_AGENT_ID.to_owned(), SERVER_OWNER.to_owned());
         let finished: Vec<String> = inner
             .scans
             .iter()
@@ -608,8 +600,8 @@ impl Orchestrator {
     /// (every node has its own).
     pub fn local_agent_id(&self) -> String {
         match &self.shared {
-            Some(queue) => format!("{}-{}", crate::local_agent::LOCAL_AGENT_ID, queue.node()),
-            None => crate::local_agent::LOCAL_AGENT_ID.to_owned(),
+            Some(queue) => format!("{}-{}", LOCAL_AGENT_ID, queue.node()),
+            None => LOCAL_AGENT_ID.to_owned(),
         }
     }
 

@@ -188,7 +188,7 @@ pub enum ServerMessage<'a> {
     /// A command for an agent.
     Command {
         /// What to do.
-        command: crate::orchestrator::AgentCommand,
+        command: crate::node::orchestrator::AgentCommand,
         /// The task it is about.
         #[serde(skip_serializing_if = "Option::is_none")]
         task_id: Option<&'a str>,

@@ -10,17 +10,16 @@ use event_bus::{Bus, BusConfig, DEFAULT_QUEUE_CAPACITY, RedisBroker, RedisConfig
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::admission::Admission;
-use crate::auth::Auth;
-use crate::cluster::{Cluster, Control};
 use crate::config::ServerConfig;
 use crate::config::redact_url;
 use crate::error::Result;
-use crate::geolocate::Geo;
-use crate::imagery::Imagery;
-use crate::orchestrator::{Orchestrator, OrchestratorConfig};
+use crate::node::admission::Admission;
+use crate::node::auth::Auth;
+use crate::node::cluster::{Cluster, Control, ControlHandler};
+use crate::node::metrics::Telemetry;
+use crate::node::orchestrator::{Orchestrator, OrchestratorConfig};
+use crate::node::proxies::TrustedProxies;
 use crate::store::Store;
-use crate::telemetry::Telemetry;
 
 /// Counters of the WebSocket side, for `/health`, `/api/websocket/status` and logs.
 #[derive(Debug, Default)]
@@ -81,7 +80,7 @@ impl SpreadCounter {
 
 /// Everything the routes share. Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct Node {
     inner: Arc<Inner>,
 }
 
@@ -99,9 +98,8 @@ struct Inner {
     shutdown: CancellationToken,
     tracker: TaskTracker,
     counters: WsCounters,
-    imagery: Imagery,
-    geo: Geo,
     telemetry: Telemetry,
+    proxies: TrustedProxies,
     orchestrator: Arc<Orchestrator>,
     /// Several nodes: the Redis broker under the bus (for readiness) and the control channel.
     shared: Option<Shared>,
@@ -118,14 +116,14 @@ struct Shared {
     cluster: Arc<Cluster>,
 }
 
-/// What [`AppState::open`] found on first start.
+/// What [`Node::open`] found on first start.
 #[derive(Debug)]
 pub struct FirstStart {
     /// The admin token minted because the database had none; print it once, it is not stored.
     pub admin_token: String,
 }
 
-impl AppState {
+impl Node {
     /// Opens the data directory and builds the state. On a database with no token at all, an
     /// admin token is minted and returned so the caller can show it once.
     ///
@@ -133,7 +131,7 @@ impl AppState {
     /// cluster instead: the state is in the shared PostgreSQL database (migrated at start), the
     /// bus is on Redis, and only the first node to start on an empty database mints the admin
     /// token.
-    pub async fn open(config: ServerConfig) -> Result<(AppState, Option<FirstStart>)> {
+    pub async fn open(config: ServerConfig) -> Result<(Node, Option<FirstStart>)> {
         config.validate()?;
         let store = match &config.database_url {
             Some(url) => Store::connect(url).await?,
@@ -143,24 +141,20 @@ impl AppState {
     }
 
     /// A state whose database lives in memory, for tests; returns the first admin token too.
-    pub async fn in_memory(config: ServerConfig) -> Result<(AppState, FirstStart)> {
+    pub async fn in_memory(config: ServerConfig) -> Result<(Node, FirstStart)> {
         config.validate()?;
         let (state, first) = Self::with_store(config, Store::open_in_memory()?).await?;
         let first = first.expect("an empty in-memory database always gets a first token");
         Ok((state, first))
     }
 
-    async fn with_store(
-        config: ServerConfig,
-        store: Store,
-    ) -> Result<(AppState, Option<FirstStart>)> {
+    async fn with_store(config: ServerConfig, store: Store) -> Result<(Node, Option<FirstStart>)> {
         let auth = Auth::load(store.clone()).await?;
         let first = auth
             .first_admin()
             .await?
             .map(|admin_token| FirstStart { admin_token });
-        let imagery = Imagery::new(&config.imagery)?;
-        let geo = Geo::new(&config.data_dir, &config.geo)?;
+        let proxies = TrustedProxies::parse(&config.geo.trusted_proxies)?;
         let (bus, shared) = match &config.redis_url {
             Some(url) => {
                 let broker = Arc::new(
@@ -226,7 +220,7 @@ impl AppState {
         };
         let (ws_admission, engineio_admission) = (admission(), admission());
         let telemetry = Telemetry::new(&config.rooms);
-        let state = AppState {
+        let state = Node {
             inner: Arc::new(Inner {
                 ws_admission,
                 engineio_admission,
@@ -242,9 +236,8 @@ impl AppState {
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 counters: WsCounters::default(),
-                imagery,
-                geo,
                 telemetry,
+                proxies,
                 orchestrator,
                 shared,
             }),
@@ -301,14 +294,9 @@ impl AppState {
         &self.inner.auth
     }
 
-    /// Street View and open imagery clients.
-    pub fn imagery(&self) -> &Imagery {
-        &self.inner.imagery
-    }
-
-    /// The geolocation database and locator.
-    pub fn geo(&self) -> &Geo {
-        &self.inner.geo
+    /// The reverse proxies whose `X-Forwarded-For` names the caller.
+    pub fn proxies(&self) -> &TrustedProxies {
+        &self.inner.proxies
     }
 
     /// Scans, tasks and agents.
@@ -424,7 +412,7 @@ impl AppState {
 /// A held connection slot; released on drop.
 #[derive(Debug)]
 pub(crate) struct ConnectionSlot {
-    state: AppState,
+    state: Node,
 }
 
 impl Drop for ConnectionSlot {
@@ -462,4 +450,31 @@ fn open_vulns(config: &ServerConfig) -> crate::Result<Option<sec_scan::VulnCheck
             paranoid: config.paranoid,
         },
     )))
+}
+
+impl ControlHandler for Node {
+    async fn resync(&self) {
+        if let Err(err) = self.auth().reload().await {
+            tracing::warn!(error = %err, "re-reading tokens failed");
+        }
+    }
+
+    fn apply(&self, from: &str, message: Control) {
+        match message {
+            Control::Revoked { token_id } => {
+                tracing::info!(token = %token_id, from, "token revoked on another node");
+                self.auth().forget_revoked(&token_id);
+            }
+            Control::Command {
+                agent_id,
+                command,
+                task_id,
+            } => {
+                // Only the node holding the agent can deliver it; the others have no such agent.
+                let _ = self
+                    .orchestrator()
+                    .command_here(&agent_id, command, task_id);
+            }
+        }
+    }
 }

@@ -24,49 +24,6 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::state::AppState;
-
-/// Where a request comes from, for the per-source budget: the socket peer, or — when the peer
-/// is one of the trusted reverse proxies (`vigil serve --trusted-proxy`,
-/// [`crate::GeoConfig::trusted_proxies`]) — the rightmost `X-Forwarded-For` entry that is not a
-/// trusted proxy itself, the same rule as the IP fallback of `/v1/geolocate`. Without trusted
-/// proxies every client behind a proxy would share the proxy's budget; with them a client
-/// cannot pick its own source, since entries left of what the proxy appended are ignored. The
-/// unspecified address when the server runs without connect info (the router driven in
-/// process).
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub IpAddr);
-
-impl Peer {
-    /// The source of a request, from its extensions and headers.
-    pub(crate) fn of(
-        state: &AppState,
-        extensions: &axum::http::Extensions,
-        headers: &axum::http::HeaderMap,
-    ) -> Peer {
-        let socket = extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip());
-        Peer(
-            state
-                .geo()
-                .caller_ip(socket, headers)
-                .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
-        )
-    }
-}
-
-impl axum::extract::FromRequestParts<AppState> for Peer {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &AppState,
-    ) -> Result<Peer, Self::Rejection> {
-        Ok(Peer::of(state, &parts.extensions, &parts.headers))
-    }
-}
-
 /// One budget of unauthenticated sockets.
 #[derive(Debug)]
 pub(crate) struct Admission {

@@ -13,7 +13,7 @@
 //! - `TCP_NODELAY`, and upgrades (`/ws`, Socket.IO's WebSocket transport) handed to axum;
 //! - the peer address as axum's `ConnectInfo<SocketAddr>` in every request's extensions.
 //!
-//! Shutdown: [`AppState::begin_shutdown`] cancels the state's shutdown token; every connection
+//! Shutdown: [`Node::begin_shutdown`] cancels the state's shutdown token; every connection
 //! then finishes the request in flight and closes. Connections still open when the drain time
 //! is up are dropped through [`Connections::force_close`].
 
@@ -35,7 +35,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 
 use crate::config::ServerConfig;
-use crate::state::AppState;
+use crate::node::Node;
 
 /// The HTTP connections of one server, for the drain to wait on.
 #[derive(Debug)]
@@ -88,7 +88,7 @@ fn is_connection_error(err: &std::io::Error) -> bool {
 pub(crate) async fn accept(
     listener: TcpListener,
     router: Router,
-    state: &AppState,
+    state: &Node,
     shutdown: impl Future<Output = ()>,
 ) -> Connections {
     let connections = Connections {

@@ -15,7 +15,7 @@
 //!
 //! Pub/sub delivers at most once: a node that is not connected to Redis when a message goes out
 //! never sees it. Nothing depends on the control channel alone. Revocations are also in the
-//! shared database, which every node re-reads every two seconds ([`crate::auth::Auth::reload`])
+//! shared database, which every node re-reads every two seconds ([`crate::node::auth::Auth::reload`])
 //! and at once when its control connection comes back; the channel only makes it immediate.
 
 use std::time::Duration;
@@ -27,7 +27,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::redact_url;
 use crate::error::{Error, Result};
-use crate::state::AppState;
 
 /// One control message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,7 +42,7 @@ pub enum Control {
         /// The agent.
         agent_id: String,
         /// The command.
-        command: crate::orchestrator::AgentCommand,
+        command: crate::node::command::AgentCommand,
         /// The task it is about.
         task_id: Option<String>,
     },
@@ -237,7 +236,7 @@ impl Cluster {
 
     /// Listens to the control channel until `stop`, reconnecting with backoff; after every
     /// (re)connection it re-reads the tokens, so that nothing said while it was away is missed.
-    pub async fn listen(&self, state: AppState, stop: CancellationToken) {
+    pub async fn listen(&self, handler: &impl ControlHandler, stop: CancellationToken) {
         let mut backoff = Duration::from_millis(50);
         loop {
             let session = async {
@@ -252,9 +251,7 @@ impl Cluster {
             match pubsub {
                 Ok(Ok(pubsub)) => {
                     backoff = Duration::from_millis(50);
-                    if let Err(err) = state.auth().reload().await {
-                        tracing::warn!(error = %err, "re-reading tokens failed");
-                    }
+                    handler.resync().await;
                     let mut messages = pubsub.into_on_message();
                     loop {
                         let msg = tokio::select! {
@@ -265,7 +262,7 @@ impl Cluster {
                         let Ok(payload) = msg.get_payload::<String>() else {
                             continue;
                         };
-                        self.apply(&state, &payload);
+                        self.apply(handler, &payload);
                     }
                     tracing::warn!("cluster control channel lost; reconnecting");
                 }
@@ -280,7 +277,7 @@ impl Cluster {
         }
     }
 
-    fn apply(&self, state: &AppState, payload: &str) {
+    fn apply(&self, handler: &impl ControlHandler, payload: &str) {
         let envelope: Envelope = match serde_json::from_str(payload) {
             Ok(envelope) => envelope,
             Err(err) => {
@@ -288,26 +285,19 @@ impl Cluster {
                 return;
             }
         };
-        if envelope.node == self.node_id {
-            return;
-        }
-        match envelope.message {
-            Control::Revoked { token_id } => {
-                tracing::info!(token = %token_id, from = %envelope.node, "token revoked on another node");
-                state.auth().forget_revoked(&token_id);
-            }
-            Control::Command {
-                agent_id,
-                command,
-                task_id,
-            } => {
-                // Only the node holding the agent can deliver it; the others have no such agent.
-                let _ = state
-                    .orchestrator()
-                    .command_here(&agent_id, command, task_id);
-            }
+        if envelope.node != self.node_id {
+            handler.apply(&envelope.node, envelope.message);
         }
     }
+}
+
+/// What a node does with the control channel: the node's state implements it.
+pub trait ControlHandler: Send + Sync {
+    /// The channel is (re)connected: re-read whatever may have been said while it was away.
+    fn resync(&self) -> impl std::future::Future<Output = ()> + Send;
+
+    /// Node `from` said `message`.
+    fn apply(&self, from: &str, message: Control);
 }
 
 fn new_node_id() -> Result<String> {

@@ -1,7 +1,7 @@
 //! REST routes, authentication of HTTP requests, and the protective layers.
 
 use axum::Json;
-use axum::extract::{FromRequestParts, Query, State};
+use axum::extract::{FromRef, FromRequestParts, Query, State};
 use axum::http::header::{AUTHORIZATION, COOKIE, HOST, ORIGIN, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -11,9 +11,9 @@ use event_bus::{Epoch, EventDraft, Filter, Position, Role, Room, Severity};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::auth::{Principal, session_cookie_name};
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::node::Node;
+use crate::node::auth::{Principal, session_cookie_name};
 use crate::store::role_name;
 
 /// Whether a query string carries a credential (`token=` or `access_token=`), which is refused
@@ -30,7 +30,7 @@ pub fn query_has_token(query: Option<&str>) -> bool {
 
 /// Refuses a request whose `Origin` is neither the server's own nor configured. Requests without
 /// `Origin` (curl, agents, scripts) pass: browsers always send it where it matters.
-pub fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub fn check_origin(state: &Node, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(origin) = headers.get(ORIGIN) else {
         return Ok(());
     };
@@ -62,12 +62,12 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// The session cookie's secret, read under the one name this configuration uses.
-pub(crate) fn session_secret<'a>(state: &AppState, headers: &'a HeaderMap) -> Option<&'a str> {
+pub(crate) fn session_secret<'a>(state: &Node, headers: &'a HeaderMap) -> Option<&'a str> {
     cookie_value(headers, session_cookie_name(state.config().cookie_secure))
 }
 
 /// A `Set-Cookie` value for the session cookie: `__Host-` prefixed and `Secure` over HTTPS.
-fn session_cookie(state: &AppState, secret: &str, max_age: u64) -> String {
+fn session_cookie(state: &Node, secret: &str, max_age: u64) -> String {
     let secure = state.config().cookie_secure;
     format!(
         "{}={secret}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
@@ -77,7 +77,7 @@ fn session_cookie(state: &AppState, secret: &str, max_age: u64) -> String {
 }
 
 /// The principal of a valid session cookie, if there is one.
-pub async fn session_principal(state: &AppState, headers: &HeaderMap) -> Option<Principal> {
+pub async fn session_principal(state: &Node, headers: &HeaderMap) -> Option<Principal> {
     let secret = session_secret(state, headers)?;
     state.auth().verify_session(secret).await
 }
@@ -109,10 +109,15 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<
 #[derive(Debug, Clone)]
 pub struct Caller(pub Principal);
 
-impl FromRequestParts<AppState> for Caller {
+impl<S> FromRequestParts<S> for Caller
+where
+    Node: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Caller, ApiError> {
+        let state = &Node::from_ref(state);
         if let Some(value) = parts.headers.get(AUTHORIZATION) {
             let token = value
                 .to_str()
@@ -150,7 +155,7 @@ impl Caller {
 
 #[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, description = "Liveness in the seed dashboard's shape", body = Object)))]
 /// `GET /health`, in the shape of the seed dashboard server.
-pub async fn health(State(state): State<AppState>) -> Json<Value> {
+pub async fn health(State(state): State<Node>) -> Json<Value> {
     Json(json!({
         "status": if state.is_draining() { "draining" } else { "healthy" },
         "service": "vigil",
@@ -169,7 +174,7 @@ pub async fn livez() -> &'static str {
 
 #[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, description = "Ready"), (status = 503, description = "Shutting down")))]
 /// `GET /readyz`: 503 once shutdown has begun.
-pub async fn readyz(State(state): State<AppState>) -> Response {
+pub async fn readyz(State(state): State<Node>) -> Response {
     if state.is_draining() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response()
     } else if !state.is_ready() {
@@ -179,9 +184,9 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-#[utoipa::path(get, path = "/stats", tag = "events", responses((status = 200, description = "Event metrics in the seed dashboard's shape (viewer)", body = Object), (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody), (status = 403, description = "The role may not do this", body = crate::openapi::ErrorBody)), security(("token" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/stats", tag = "events", responses((status = 200, description = "Event metrics in the seed dashboard's shape (viewer)", body = Object), (status = 401, description = "No valid token or session", body = crate::error::schema::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::schema::ErrorBody)), security(("token" = []), ("session" = [])))]
 /// `GET /stats` (viewer), in the shape of the seed dashboard server.
-pub async fn stats(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+pub async fn stats(State(state): State<Node>, caller: Caller) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
     let m = state.bus().metrics();
     let recent: usize = state
@@ -215,10 +220,10 @@ pub async fn stats(State(state): State<AppState>, caller: Caller) -> Result<Json
     })))
 }
 
-#[utoipa::path(get, path = "/api/websocket/status", tag = "events", responses((status = 200, description = "Connections and members per room (viewer)", body = Object), (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody), (status = 403, description = "The role may not do this", body = crate::openapi::ErrorBody)), security(("token" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/websocket/status", tag = "events", responses((status = 200, description = "Connections and members per room (viewer)", body = Object), (status = 401, description = "No valid token or session", body = crate::error::schema::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::schema::ErrorBody)), security(("token" = []), ("session" = [])))]
 /// `GET /api/websocket/status` (viewer), in the shape of the seed WebSocket plan.
 pub async fn websocket_status(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
@@ -259,7 +264,7 @@ pub async fn websocket_status(
 }
 
 /// This node's connections and counters, as `/api/websocket/status` shows them.
-pub fn node_load(state: &AppState) -> Value {
+pub fn node_load(state: &Node) -> Value {
     let c = state.counters();
     let load = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
     json!({
@@ -306,7 +311,7 @@ impl From<&Principal> for SessionInfo {
 /// `POST /api/session`: trades a token for an HttpOnly, SameSite=Strict session cookie
 /// (`__Host-vigil_session` and `Secure` when `cookie_secure` is set).
 pub async fn create_session(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<SessionRequest>,
 ) -> Result<Response, ApiError> {
@@ -327,7 +332,7 @@ pub async fn create_session(
     Ok(response)
 }
 
-#[utoipa::path(get, path = "/api/session", tag = "auth", responses((status = 200, description = "Who the caller is", body = Object), (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody), (status = 403, description = "The role may not do this", body = crate::openapi::ErrorBody)), security(("token" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/session", tag = "auth", responses((status = 200, description = "Who the caller is", body = Object), (status = 401, description = "No valid token or session", body = crate::error::schema::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::schema::ErrorBody)), security(("token" = []), ("session" = [])))]
 /// `GET /api/session`: who the caller is.
 pub async fn session_info(caller: Caller) -> Json<SessionInfo> {
     Json(SessionInfo::from(&caller.0))
@@ -336,7 +341,7 @@ pub async fn session_info(caller: Caller) -> Json<SessionInfo> {
 #[utoipa::path(delete, path = "/api/session", tag = "auth", responses((status = 204, description = "Signed out")))]
 /// `DELETE /api/session`: ends the cookie session.
 pub async fn end_session(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     check_origin(&state, &headers)?;
@@ -372,10 +377,10 @@ pub struct EventsQuery {
     pub limit: Option<usize>,
 }
 
-#[utoipa::path(get, path = "/api/events", tag = "events", params(("rooms" = Option<String>, Query, description = "Comma-separated rooms"), ("since" = Option<u64>, Query, description = "Last seq seen"), ("epoch" = Option<String>, Query, description = "Epoch of since"), ("min_severity" = Option<String>, Query, description = "info|success|warning|error|critical"), ("limit" = Option<u32>, Query, description = "At most 1000")), responses((status = 200, description = "History after a position (viewer)", body = Object), (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody), (status = 403, description = "The role may not do this", body = crate::openapi::ErrorBody)), security(("token" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/events", tag = "events", params(("rooms" = Option<String>, Query, description = "Comma-separated rooms"), ("since" = Option<u64>, Query, description = "Last seq seen"), ("epoch" = Option<String>, Query, description = "Epoch of since"), ("min_severity" = Option<String>, Query, description = "info|success|warning|error|critical"), ("limit" = Option<u32>, Query, description = "At most 1000")), responses((status = 200, description = "History after a position (viewer)", body = Object), (status = 401, description = "No valid token or session", body = crate::error::schema::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::schema::ErrorBody)), security(("token" = []), ("session" = [])))]
 /// `GET /api/events` (viewer): history after a position, from the rooms the caller may read.
 pub async fn list_events(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     caller: Caller,
     Query(query): Query<EventsQuery>,
 ) -> Result<Json<Value>, ApiError> {
@@ -439,10 +444,10 @@ pub async fn list_events(
     })))
 }
 
-#[utoipa::path(post, path = "/api/events", tag = "events", request_body(content = Object, description = "{kind, room, severity?, data?}"), responses((status = 201, description = "Published (operator; room rules apply)", body = Object), (status = 401, description = "No valid token or session", body = crate::openapi::ErrorBody), (status = 403, description = "The role may not do this", body = crate::openapi::ErrorBody)), security(("token" = []), ("session" = [])))]
+#[utoipa::path(post, path = "/api/events", tag = "events", request_body(content = Object, description = "{kind, room, severity?, data?}"), responses((status = 201, description = "Published (operator; room rules apply)", body = Object), (status = 401, description = "No valid token or session", body = crate::error::schema::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::schema::ErrorBody)), security(("token" = []), ("session" = [])))]
 /// `POST /api/events` (operator, and the room's publish rule): publish from outside.
 pub async fn publish_event(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     caller: Caller,
     ApiJson(draft): ApiJson<EventDraft>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -458,10 +463,10 @@ pub async fn publish_event(
         )));
     }
     let source = principal.source();
-    let data = if draft.room.as_str() == crate::auth::CHAT_ROOM {
+    let data = if draft.room.as_str() == crate::node::auth::CHAT_ROOM {
         let data: Value = serde_json::from_str(draft.data.get())
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let signed = crate::auth::signed_data(draft.room.as_str(), data, &source);
+        let signed = crate::node::auth::signed_data(draft.room.as_str(), data, &source);
         serde_json::value::to_raw_value(&signed).map_err(|e| ApiError::internal(&e))?
     } else {
         draft.data

@@ -3,18 +3,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_bus::{Delivery, Event, Filter, Position, SubscribeOptions};
+use event_bus::{Bus, Delivery, Event, Filter, Position, SubscribeOptions};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::state::AppState;
+use crate::store::Store;
 
 /// Events written per transaction at most.
 const BATCH: usize = 512;
 
-/// Runs until `stop` is cancelled, then writes what is left and returns.
-pub async fn run(state: AppState, stop: CancellationToken) {
-    let bus = state.bus().clone();
+/// Writes what `bus` carries to `store`, keeping the newest `retention` events, until `stop`
+/// is cancelled; then writes what is left and returns.
+pub async fn run(bus: Bus, store: Store, retention: u64, stop: CancellationToken) {
     let options = SubscribeOptions {
         queue_capacity: Some(16 * 1024),
         ..SubscribeOptions::default()
@@ -26,7 +26,6 @@ pub async fn run(state: AppState, stop: CancellationToken) {
             return;
         }
     };
-    let retention = state.config().event_log_retention;
     let mut batch: Vec<Arc<Event>> = Vec::with_capacity(BATCH);
     loop {
         let delivery = tokio::select! {
@@ -35,33 +34,33 @@ pub async fn run(state: AppState, stop: CancellationToken) {
             d = subscription.next() => d,
         };
         let Some(delivery) = delivery else { break };
-        push(&state, &mut batch, delivery);
+        push(&bus, &mut batch, delivery);
         // Take whatever else is already queued, so one transaction carries a burst.
         while batch.len() < BATCH {
             match subscription.try_next() {
-                Some(d) => push(&state, &mut batch, d),
+                Some(d) => push(&bus, &mut batch, d),
                 None => break,
             }
         }
-        flush(&state, &mut batch, retention).await;
+        flush(&store, &mut batch, retention).await;
     }
     while let Some(d) = subscription.try_next() {
-        push(&state, &mut batch, d);
+        push(&bus, &mut batch, d);
     }
-    flush(&state, &mut batch, retention).await;
+    flush(&store, &mut batch, retention).await;
 }
 
-fn push(state: &AppState, batch: &mut Vec<Arc<Event>>, delivery: Delivery) {
+fn push(bus: &Bus, batch: &mut Vec<Arc<Event>>, delivery: Delivery) {
     match delivery {
         Delivery::Event(event) => batch.push(event),
         Delivery::Lagged(lag) => {
             // Recover the gap from the history rings when they still hold it.
             let position = Position {
-                epoch: state.bus().epoch(),
+                epoch: bus.epoch(),
                 seq: lag.resume_from,
             };
             let missed = usize::try_from(lag.missed).unwrap_or(usize::MAX);
-            match state.bus().since(&Filter::all(), position) {
+            match bus.since(&Filter::all(), position) {
                 Ok(replay) if replay.recovered && replay.events.len() >= missed => {
                     batch.extend(replay.events.into_iter().take(missed));
                 }
@@ -74,13 +73,13 @@ fn push(state: &AppState, batch: &mut Vec<Arc<Event>>, delivery: Delivery) {
     }
 }
 
-async fn flush(state: &AppState, batch: &mut Vec<Arc<Event>>, retention: u64) {
+async fn flush(store: &Store, batch: &mut Vec<Arc<Event>>, retention: u64) {
     if batch.is_empty() {
         return;
     }
     let events = std::mem::take(batch);
     let n = events.len();
-    let result = state.store().append_events(events, retention).await;
+    let result = store.append_events(events, retention).await;
     if let Err(err) = result {
         tracing::error!(error = %err, events = n, "event log write failed");
         // Back off a little so a broken disk does not spin the loop.

@@ -113,14 +113,15 @@ use socketioxide::handler::ConnectHandler;
 use socketioxide::{ParserConfig, SendError, SocketError, SocketIo};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::admission::{Peer, Ticket};
-use crate::auth::{Principal, Revocation};
 use crate::error::ApiError;
-use crate::http::{check_origin, session_principal};
-use crate::limit::RateLimit;
-use crate::orchestrator::{AgentHello, AgentOrder};
-use crate::state::{AppState, ConnectionSlot};
+use crate::node::admission::Ticket;
+use crate::node::auth::{Principal, Revocation};
+use crate::node::orchestrator::{AgentHello, AgentOrder};
+use crate::node::proxies::Peer;
+use crate::node::state::{ConnectionSlot, Node};
 use crate::store::role_name;
+use crate::transport::http::{check_origin, session_principal};
+use crate::transport::limit::RateLimit;
 
 /// Where Socket.IO lives.
 pub const PATH: &str = "/socket.io";
@@ -155,7 +156,7 @@ const RESERVED_NAMES: [&str; 13] = [
 ];
 
 /// The `/socket.io/` service: the Origin check, then socketioxide with vigil's handlers.
-pub fn service(state: &AppState) -> OriginGuard {
+pub fn service(state: &Node) -> OriginGuard {
     let config = state.config();
     let max = config.max_message_bytes;
     // Packets, not bytes: socketioxide's per-socket channel. Enough for bursts of small events;
@@ -221,7 +222,7 @@ impl tower::Service<Request<Body>> for NotFound {
 /// Refuses foreign origins (403, as `/ws` does), then hands the request to socketioxide.
 #[derive(Clone)]
 pub struct OriginGuard {
-    state: AppState,
+    state: Node,
     inner: Inner,
 }
 
@@ -252,7 +253,11 @@ impl tower::Service<Request<Body>> for OriginGuard {
         // waits in the unauthenticated budget until its Socket.IO CONNECT; the session keeps its
         // handshake request, ticket included, so the ticket goes when the session does.
         if is_handshake(request.uri().query()) && !handshake_known(&self.state, request.headers()) {
-            let peer = Peer::of(&self.state, request.extensions(), request.headers());
+            let peer = Peer::of(
+                self.state.proxies(),
+                request.extensions(),
+                request.headers(),
+            );
             match self.state.engineio_admission().admit(peer.0, false) {
                 Ok(ticket) => {
                     request.extensions_mut().insert(Arc::new(ticket));
@@ -301,10 +306,7 @@ fn is_handshake(query: Option<&str>) -> bool {
 }
 
 /// Credentials sent with the Engine.IO handshake: `Authorization: Bearer` or the session cookie.
-async fn handshake_principal(
-    state: &AppState,
-    headers: &axum::http::HeaderMap,
-) -> Option<Principal> {
+async fn handshake_principal(state: &Node, headers: &axum::http::HeaderMap) -> Option<Principal> {
     match bearer(headers) {
         Some(token) => state.auth().verify_token(token.trim()).await,
         None => session_principal(state, headers).await,
@@ -320,10 +322,10 @@ fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
 
 /// Whether the handshake brings credentials this node already knows to be live (memory only:
 /// credentials it has not seen yet wait in the unauthenticated budget until CONNECT checks them).
-fn handshake_known(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
+fn handshake_known(state: &Node, headers: &axum::http::HeaderMap) -> bool {
     match bearer(headers) {
         Some(token) => state.auth().known_token(token.trim()).is_some(),
-        None => crate::http::session_secret(state, headers)
+        None => crate::transport::http::session_secret(state, headers)
             .and_then(|secret| state.auth().known_session(secret))
             .is_some(),
     }
@@ -347,7 +349,7 @@ impl std::fmt::Display for Refused {
     }
 }
 
-async fn admit(state: &AppState, socket: &SocketRef, auth: Option<Value>) -> Result<(), Refused> {
+async fn admit(state: &Node, socket: &SocketRef, auth: Option<Value>) -> Result<(), Refused> {
     let refuse = |message: &str| {
         state.counters().refused.fetch_add(1, Ordering::Relaxed);
         Err(Refused(message.to_owned()))
@@ -405,7 +407,7 @@ async fn admit(state: &AppState, socket: &SocketRef, auth: Option<Value>) -> Res
 
 /// The room, if `principal` may subscribe to it; else an error code and message.
 fn readable_room(
-    state: &AppState,
+    state: &Node,
     principal: &Principal,
     name: &str,
 ) -> Result<Room, (&'static str, String)> {
@@ -437,7 +439,7 @@ enum Control {
 
 /// One connected socket, shared by its event handlers.
 struct Conn {
-    state: AppState,
+    state: Node,
     principal: Principal,
     control: mpsc::UnboundedSender<Control>,
     agent_id: Mutex<Option<String>>,
@@ -454,7 +456,7 @@ struct Conn {
 /// A request's outcome: the ack body, or an error code and message.
 type Outcome = Result<Value, (&'static str, String)>;
 
-fn on_connect(state: AppState, socket: SocketRef) {
+fn on_connect(state: Node, socket: SocketRef) {
     let Some(admitted) = socket.extensions.remove::<Admitted>() else {
         // The middleware always inserts it; without it the socket is not ours to serve.
         let _ = socket.disconnect();
@@ -721,7 +723,7 @@ impl Conn {
         }
         let kind = EventKind::parse(kind).map_err(|e| ("invalid_name", e.to_string()))?;
         let source = self.principal.source();
-        let data = crate::auth::signed_data(room, data.clone(), &source);
+        let data = crate::node::auth::signed_data(room, data.clone(), &source);
         let data =
             serde_json::value::to_raw_value(&data).map_err(|e| ("bad_message", e.to_string()))?;
         let draft = EventDraft {
@@ -874,7 +876,7 @@ pub(crate) fn parse_result(
     let status: sec_scan::TaskStatus =
         serde_json::from_value(status).map_err(|e| ("bad_result", format!("status: {e}")))?;
     let kind = match data.get("scan_type").and_then(Value::as_str) {
-        Some(name) => crate::orchestrator::parse_kind(name)
+        Some(name) => crate::node::orchestrator::parse_kind(name)
             .ok_or_else(|| ("bad_result", format!("unknown scan_type {name:?}")))?,
         None => task.kind,
     };

@@ -21,41 +21,17 @@ use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use serde_json::json;
 
-use crate::error::{Error, Result};
+pub use crate::config::Budget;
+use crate::error::Result;
 
-/// A token bucket: `per_hour` units sustained, `burst` at once (both at least 1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Budget {
-    /// Units that come back per hour.
-    pub per_hour: u32,
-    /// Units a caller may spend at once (the bucket's size).
-    pub burst: u32,
-}
-
-impl Budget {
-    /// A budget of `per_hour` units an hour, `burst` at once.
-    pub const fn new(per_hour: u32, burst: u32) -> Budget {
-        Budget { per_hour, burst }
-    }
-
-    /// Refuses a zero rate or burst, naming the setting.
-    pub(crate) fn check(&self, name: &str) -> Result<()> {
-        if self.per_hour == 0 || self.burst == 0 {
-            return Err(Error::Config(format!(
-                "{name}: per_hour and burst must be at least 1"
-            )));
-        }
-        Ok(())
-    }
-
-    fn quota(&self) -> Quota {
-        let at_least_one = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
-        let per_hour = at_least_one(self.per_hour);
-        // One unit back every hour / per_hour (never zero: an hour is 3.6e12 ns).
-        Quota::with_period(Duration::from_secs(3600) / per_hour.get())
-            .unwrap_or_else(|| Quota::per_hour(per_hour))
-            .allow_burst(at_least_one(self.burst))
-    }
+/// The governor quota of `budget`.
+fn quota(budget: Budget) -> Quota {
+    let at_least_one = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+    let per_hour = at_least_one(budget.per_hour);
+    // One unit back every hour / per_hour (never zero: an hour is 3.6e12 ns).
+    Quota::with_period(Duration::from_secs(3600) / per_hour.get())
+        .unwrap_or_else(|| Quota::per_hour(per_hour))
+        .allow_burst(at_least_one(budget.burst))
 }
 
 /// One upstream's buckets, one per token id.
@@ -71,7 +47,7 @@ impl Meter {
     pub(crate) fn new(upstream: &'static str, budget: Budget) -> Meter {
         Meter {
             upstream,
-            limiter: DefaultKeyedRateLimiter::keyed(budget.quota()),
+            limiter: DefaultKeyedRateLimiter::keyed(quota(budget)),
             clock: DefaultClock::default(),
         }
     }

@@ -2,9 +2,12 @@
 
 use std::num::NonZeroU32;
 
+use axum::extract::FromRef;
 use governor::{DefaultDirectRateLimiter, Quota};
 
 use crate::config::ServerConfig;
+use crate::node::Node;
+use crate::node::proxies::Peer;
 
 /// A token bucket (GCRA): `messages_per_second` sustained, `message_burst` at once.
 #[derive(Debug)]
@@ -28,6 +31,25 @@ impl RateLimit {
     /// the limiter itself needs only a shared reference.)
     pub(crate) fn allow(&mut self) -> bool {
         self.limiter.check().is_ok()
+    }
+}
+
+impl<S> axum::extract::FromRequestParts<S> for Peer
+where
+    Node: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Peer, Self::Rejection> {
+        Ok(Peer::of(
+            Node::from_ref(state).proxies(),
+            &parts.extensions,
+            &parts.headers,
+        ))
     }
 }
 

@@ -9,10 +9,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::orchestrator::{AgentCommand, AgentHello, AgentOrder, Orchestrator, ResultRefused};
-
-/// The id the in-process agent registers under.
-pub const LOCAL_AGENT_ID: &str = "local";
+use crate::node::orchestrator::{
+    AgentCommand, AgentHello, AgentOrder, Orchestrator, ResultRefused,
+};
 
 /// Runs the in-process agent until `stop` is cancelled; running tasks are then cancelled and
 /// reported as such.
@@ -39,7 +38,7 @@ pub async fn run(
         max_concurrent: Some(concurrency),
     };
     let id = match orchestrator
-        .register(hello, crate::orchestrator::SERVER_OWNER, tx, true)
+        .register(hello, crate::node::orchestrator::SERVER_OWNER, tx, true)
         .await
     {
         Ok(id) => id,

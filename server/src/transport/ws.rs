@@ -31,25 +31,28 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::admission::{Peer, Ticket};
-use crate::auth::{Principal, Revocation};
 use crate::error::ApiError;
-use crate::http::{check_origin, session_principal};
-use crate::limit::RateLimit;
-use crate::orchestrator::{AgentHello, AgentOrder};
-use crate::protocol::{ClientMessage, RoomInfo, ServerMessage, Since, close, event_frame};
-use crate::state::{AppState, ConnectionSlot};
+use crate::node::admission::Ticket;
+use crate::node::auth::{Principal, Revocation};
+use crate::node::orchestrator::{AgentHello, AgentOrder};
+use crate::node::proxies::Peer;
+use crate::node::state::{ConnectionSlot, Node};
 use crate::store::role_name;
+use crate::transport::http::{check_origin, session_principal};
+use crate::transport::limit::RateLimit;
+use crate::transport::protocol::{
+    ClientMessage, RoomInfo, ServerMessage, Since, close, event_frame,
+};
 
 /// The `/ws` upgrade: refuses tokens in the query string, foreign origins and connections past
 /// the cap, then hands the socket to a connection task.
 ///
 /// A client that brings credentials (the session cookie, or `Authorization: Bearer`) takes a
 /// connection slot at once and is welcomed without an `auth` message. Any other socket waits in
-/// the unauthenticated budget ([`crate::admission`]) until its `auth` message, and takes its
+/// the unauthenticated budget ([`crate::node::admission`]) until its `auth` message, and takes its
 /// slot then.
 pub async fn upgrade(
-    State(state): State<AppState>,
+    State(state): State<Node>,
     Peer(peer): Peer,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
@@ -124,7 +127,7 @@ enum Admitted {
 
 /// Credentials brought to the upgrade: `Authorization: Bearer` (which must then be valid), else
 /// the session cookie; `None` when neither is there.
-async fn credentials(state: &AppState, headers: &HeaderMap) -> Result<Option<Principal>, ApiError> {
+async fn credentials(state: &Node, headers: &HeaderMap) -> Result<Option<Principal>, ApiError> {
     if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
         let token = value
             .to_str()
@@ -222,7 +225,7 @@ impl Shared {
 
     /// Takes what the writer should write next into `batch`: replies first (they were queued
     /// before anything the subscription holds now), then events, at most `BATCH` in all.
-    fn poll_take(&self, cx: &mut Context<'_>, batch: &mut Batch, state: &AppState) -> Poll<Step> {
+    fn poll_take(&self, cx: &mut Context<'_>, batch: &mut Batch, state: &Node) -> Poll<Step> {
         self.waker.register(cx.waker());
         let mut out = self.outbox.lock();
         if let Some(step) = out.stop_step() {
@@ -322,7 +325,7 @@ impl Batch {
         message: Message,
         len: usize,
         event: Option<&event_bus::Event>,
-        state: &AppState,
+        state: &Node,
     ) {
         self.messages.push_back(message);
         self.bytes += len;
@@ -342,7 +345,7 @@ impl Batch {
     }
 
     /// Adds this turn to the server-wide counters.
-    fn count(&mut self, state: &AppState) {
+    fn count(&mut self, state: &Node) {
         state.counters().frames_out.add(self.messages.len() as u64);
         for (_, counter, n) in &mut self.rooms {
             if *n > 0 {
@@ -370,7 +373,7 @@ fn encode_event(json: &bytes::Bytes) -> Utf8Bytes {
 
 /// Writes what the reader queues and what the subscription delivers, as much as is ready per
 /// flush, and closes a client that falls too far behind with 4008.
-async fn writer(mut sink: SplitSink<WebSocket, Message>, shared: Arc<Shared>, state: AppState) {
+async fn writer(mut sink: SplitSink<WebSocket, Message>, shared: Arc<Shared>, state: Node) {
     let mut batch = Batch::default();
     loop {
         let step = std::future::poll_fn(|cx| shared.poll_take(cx, &mut batch, &state)).await;
@@ -429,7 +432,7 @@ async fn writer(mut sink: SplitSink<WebSocket, Message>, shared: Arc<Shared>, st
 async fn close_too_slow(
     mut sink: SplitSink<WebSocket, Message>,
     shared: &Shared,
-    state: &AppState,
+    state: &Node,
     mut batch: Batch,
 ) {
     state
@@ -477,7 +480,7 @@ enum End {
 }
 
 struct Connection {
-    state: AppState,
+    state: Node,
     /// The connection slot, once the client is authenticated.
     slot: Option<ConnectionSlot>,
     /// The place in the unauthenticated budget, until then.
@@ -497,7 +500,7 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(state: AppState, principal: Option<Principal>, admitted: Admitted) -> Connection {
+    fn new(state: Node, principal: Option<Principal>, admitted: Admitted) -> Connection {
         let (slot, ticket) = match admitted {
             Admitted::Slot(slot) => (Some(slot), None),
             Admitted::Waiting(ticket) => (None, Some(ticket)),
@@ -842,7 +845,7 @@ impl Connection {
             Err(err) => return self.error(id, "invalid_name", err.to_string()),
         };
         let source = principal.source();
-        let data = crate::auth::signed_data(room, data.unwrap_or_default(), &source);
+        let data = crate::node::auth::signed_data(room, data.unwrap_or_default(), &source);
         let data = match serde_json::value::to_raw_value(&data) {
             Ok(data) => data,
             Err(err) => return self.error(id, "bad_message", err.to_string()),
