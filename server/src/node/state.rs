@@ -1,4 +1,4 @@
-//! The shared state behind every route and connection.
+//! [`Node`]: what one server process holds, shared by every route and connection.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -78,7 +78,9 @@ impl SpreadCounter {
     }
 }
 
-/// Everything the routes share. Cheap to clone.
+/// The node's state: configuration, bus, store, auth, orchestration, cluster membership,
+/// connection counts and the shutdown signal. Cheap to clone. The routes reach it through
+/// [`AppState`](crate::AppState), which adds the features' services.
 #[derive(Clone, Debug)]
 pub struct Node {
     inner: Arc<Inner>,
