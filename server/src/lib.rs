@@ -140,6 +140,7 @@
 //! | tokens, sessions, agent ids, scans, tasks, results, alerts, event log | SQLite in the data directory ([`store::Store::Sqlite`]) | one PostgreSQL database ([`store::PgStore`]), migrated at start under an advisory lock |
 //! | the event bus | in process | Redis ([`event_bus::RedisBroker`]): one `seq` and epoch for the cluster; every node delivers every event in one order and resumes `since` |
 //! | the task queue | in memory, rebuilt from SQLite at start | PostgreSQL rows claimed with `FOR UPDATE SKIP LOCKED` by the node holding a free agent; leases, a reaper on every node, attempts as fencing tokens (the `orchestrator::shared` module) |
+//! | `/v2/geosubmit` observations | the overlay in `<data_dir>/geodb` | an append-only log in PostgreSQL; each node's overlay is a cache of it, applied in order and replayed by a node that starts with an empty one (the `geolocate` module's docs) |
 //! | revocations, agent commands | local | also told to every node at once on the Redis control channel ([`cluster`]) |
 //! | `/api/agents`, `/api/scans`, `/stats`, `/api/websocket/status` | this node | the cluster (agents connected to any node; scans and task counts from the database; connections summed over the nodes' reports) |
 //! | first start | an admin token is minted on an empty database | the same, exactly once for the cluster |
@@ -200,6 +201,7 @@ pub mod http;
 mod imagery;
 mod limit;
 mod local_agent;
+mod observations;
 mod openapi;
 pub mod orchestrator;
 pub mod protocol;
@@ -347,6 +349,11 @@ pub async fn serve(
             cluster.forget_load().await;
         })
     });
+    // A cluster: this node's overlay follows the shared geosubmit log.
+    let observations = state
+        .geo()
+        .shared_overlay()
+        .map(|shared| tokio::spawn(std::sync::Arc::clone(shared).run(background.clone())));
     let leases = tokio::spawn(every(Duration::from_secs(1), background.clone(), {
         let state = state.clone();
         move || state.orchestrator().tick()
@@ -414,6 +421,9 @@ pub async fn serve(
     }
     let _ = leases.await;
     let _ = prune.await;
+    if let Some(observations) = observations {
+        let _ = observations.await;
+    }
     let _ = log.await;
     let _ = reload.await;
     if let Some(control) = control {

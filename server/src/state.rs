@@ -160,7 +160,7 @@ impl AppState {
             .await?
             .map(|admin_token| FirstStart { admin_token });
         let imagery = Imagery::new(&config.imagery)?;
-        let geo = Geo::new(&config.data_dir, &config.geo)?;
+        let geo = Geo::new(&config.data_dir, &config.geo, store.shared())?;
         let (bus, shared) = match &config.redis_url {
             Some(url) => {
                 let broker = Arc::new(
