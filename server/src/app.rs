@@ -21,7 +21,7 @@ use crate::geolocate::Geo;
 use crate::imagery::Imagery;
 use crate::node::cluster::Cluster;
 use crate::node::{FirstStart, Node, local_agent};
-use crate::store::eventlog;
+use crate::store::{PgStore, eventlog};
 use crate::transport::{connection, http, socketio, ws};
 use crate::{dashboard, demo, geolocate, imagery, openapi, scans, telemetry, tokens};
 
@@ -46,13 +46,19 @@ impl AppState {
     /// token.
     pub async fn open(config: ServerConfig) -> Result<(AppState, Option<FirstStart>)> {
         let (node, first) = Node::open(config).await?;
-        Ok((Features::open(node.config())?.with(node), first))
+        Ok((
+            Features::open(node.config(), node.store().shared())?.with(node),
+            first,
+        ))
     }
 
     /// A state whose database lives in memory, for tests; returns the first admin token too.
     pub async fn in_memory(config: ServerConfig) -> Result<(AppState, FirstStart)> {
         let (node, first) = Node::in_memory(config).await?;
-        Ok((Features::open(node.config())?.with(node), first))
+        Ok((
+            Features::open(node.config(), node.store().shared())?.with(node),
+            first,
+        ))
     }
 
     /// The node under the routes.
@@ -86,9 +92,9 @@ struct Features {
 }
 
 impl Features {
-    fn open(config: &ServerConfig) -> Result<Features> {
+    fn open(config: &ServerConfig, shared: Option<&PgStore>) -> Result<Features> {
         Ok(Features {
-            geo: Geo::new(&config.data_dir, &config.geo)?,
+            geo: Geo::new(&config.data_dir, &config.geo, shared)?,
             imagery: Imagery::new(&config.imagery)?,
         })
     }
@@ -240,6 +246,11 @@ pub async fn serve(
             cluster.forget_load().await;
         })
     });
+    // A cluster: this node's overlay follows the shared geosubmit log.
+    let observations = state
+        .geo()
+        .shared_overlay()
+        .map(|shared| tokio::spawn(Arc::clone(shared).run(background.clone())));
     let leases = tokio::spawn(every(Duration::from_secs(1), background.clone(), {
         let state = state.clone();
         move || state.orchestrator().tick()
@@ -307,6 +318,9 @@ pub async fn serve(
     }
     let _ = leases.await;
     let _ = prune.await;
+    if let Some(observations) = observations {
+        let _ = observations.await;
+    }
     let _ = log.await;
     let _ = reload.await;
     if let Some(control) = control {

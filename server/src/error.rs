@@ -52,6 +52,9 @@ pub enum Error {
     /// The cluster's Redis could not be reached or refused a command.
     #[error("cluster (Redis): {0}")]
     Cluster(String),
+    /// The offline geolocation database (its overlay of observations) failed.
+    #[error("geolocation database: {0}")]
+    Geo(#[source] geo_locate::Error),
 }
 
 /// The crate's result type.

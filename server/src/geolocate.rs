@@ -64,6 +64,17 @@
 //! added — only when the peer is one of [`GeoConfig::trusted_proxies`]. Private, loopback and
 //! other non-public addresses get no IP answer (404).
 //!
+//! # Several nodes
+//!
+//! In a cluster (the store is PostgreSQL) every node shares what `/v2/geosubmit` taught: the
+//! node that accepts a body appends it to a log in PostgreSQL, and each node keeps its overlay as
+//! a cache of that log, applying each row once, in order (the `observations` module). A body
+//! accepted by one node refines the others' answers within moments (`NOTIFY`; at worst a 10 s
+//! poll), a node started with an empty overlay replays the whole log, and the answer (`refused`,
+//! 507 `overlayFull`) speaks of the receiving node's overlay. While PostgreSQL cannot be reached a
+//! geosubmit is refused with 503 `serviceUnavailable` and nothing of it is stored; answers go on
+//! from each node's overlay. One node alone stores into its overlay directly.
+//!
 //! # Events
 //!
 //! Every answered request publishes `location_resolved` to the `monitoring` room with the
@@ -101,6 +112,8 @@ use crate::error::{ApiError, Error, Result};
 use crate::node::Node;
 use crate::node::auth::Principal;
 use crate::node::budget::{Meter, OverBudget};
+use crate::observations::SharedOverlay;
+use crate::store::PgStore;
 use crate::transport::http::{ApiJson, Caller, check_origin, session_principal};
 
 /// The database and the locator, built once.
@@ -111,6 +124,8 @@ pub struct Geo {
     /// The online sources' meters, to prune.
     meters: Vec<Arc<Meter>>,
     geosubmit_budget: Meter,
+    /// In a cluster: the overlay kept as a cache of the shared geosubmit log.
+    shared: Option<Arc<SharedOverlay>>,
 }
 
 tokio::task_local! {
@@ -199,8 +214,9 @@ fn set(v: &Option<String>) -> Option<&str> {
 impl Geo {
     /// Opens `<data_dir>/geodb` (missing is fine: empty) and builds the locator with the
     /// configured providers. Fails on a corrupt database, half a WiGLE credential or an
-    /// unusable cache file.
-    pub fn new(data_dir: &Path, config: &GeoConfig) -> Result<Geo> {
+    /// unusable cache file. With `shared` (a cluster), geosubmits go through its log (the
+    /// `observations` module).
+    pub fn new(data_dir: &Path, config: &GeoConfig, shared: Option<&PgStore>) -> Result<Geo> {
         let dir = data_dir.join("geodb");
         let db = Arc::new(GeoDb::open(&dir).map_err(|e| {
             Error::Config(format!(
@@ -272,8 +288,10 @@ impl Geo {
             .build()
             .map_err(|e| Error::Config(format!("geolocation: {e}")))?;
         db.overlay().set_max_rows(config.max_overlay_rows);
+        let shared = shared.map(|pg| Arc::new(SharedOverlay::new(pg.clone(), Arc::clone(&db))));
         Ok(Geo {
             db,
+            shared,
             locator,
             online,
             meters,
@@ -287,6 +305,12 @@ impl Geo {
             meter.prune();
         }
         self.geosubmit_budget.prune();
+    }
+
+    /// In a cluster, the overlay's tailer of the shared geosubmit log, for [`serve`](crate::serve)
+    /// to run.
+    pub(crate) fn shared_overlay(&self) -> Option<&Arc<SharedOverlay>> {
+        self.shared.as_ref()
     }
 
     /// The online providers in use (`opencellid`, `wigle`).
@@ -670,17 +694,29 @@ async fn geosubmit_inner(
         return Err(Envelope::validation("an empty body has no items"));
     };
     let parsed: GeosubmitRequest = parse(&body)?;
-    let db = Arc::clone(&geo.db);
-    let report = tokio::task::spawn_blocking(move || db.submit(&parsed))
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "geosubmit task failed");
-            Envelope(ErrorEnvelope::service_unavailable())
-        })?
-        .map_err(|e| {
-            tracing::error!(error = %e, "storing observations failed");
+    let report = if let Some(shared) = &geo.shared {
+        let appended = shared.submit(&parsed).await.map_err(|e| {
+            tracing::error!(error = %e, "appending observations to the shared log failed");
             Envelope(ErrorEnvelope::service_unavailable())
         })?;
+        // Appended but not applied here yet: accepted all the same (see `observations`).
+        let Some(report) = appended else {
+            return Ok(Json(json!({})).into_response());
+        };
+        report
+    } else {
+        let db = Arc::clone(&geo.db);
+        tokio::task::spawn_blocking(move || db.submit(&parsed))
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "geosubmit task failed");
+                Envelope(ErrorEnvelope::service_unavailable())
+            })?
+            .map_err(|e| {
+                tracing::error!(error = %e, "storing observations failed");
+                Envelope(ErrorEnvelope::service_unavailable())
+            })?
+    };
     tracing::info!(
         submitter = %source_of(&principal),
         reports = report.reports,

@@ -140,6 +140,7 @@
 //! | tokens, sessions, agent ids, scans, tasks, results, alerts, event log | SQLite in the data directory ([`store::Store::Sqlite`]) | one PostgreSQL database ([`store::PgStore`]), migrated at start under an advisory lock |
 //! | the event bus | in process | Redis ([`event_bus::RedisBroker`]): one `seq` and epoch for the cluster; every node delivers every event in one order and resumes `since` |
 //! | the task queue | in memory, rebuilt from SQLite at start | PostgreSQL rows claimed with `FOR UPDATE SKIP LOCKED` by the node holding a free agent; leases, a reaper on every node, attempts as fencing tokens (the `orchestrator::shared` module) |
+//! | `/v2/geosubmit` observations | the overlay in `<data_dir>/geodb` | an append-only log in PostgreSQL; each node's overlay is a cache of it, applied in order and replayed by a node that starts with an empty one (the `geolocate` module's docs) |
 //! | revocations, agent commands | local | also told to every node at once on the Redis control channel ([`cluster`]) |
 //! | `/api/agents`, `/api/scans`, `/stats`, `/api/websocket/status` | this node | the cluster (agents connected to any node; scans and task counts from the database; connections summed over the nodes' reports) |
 //! | first start | an admin token is minted on an empty database | the same, exactly once for the cluster |
@@ -176,7 +177,7 @@
 //! | layer | modules | what |
 //! |---|---|---|
 //! | top | `app`, `openapi` | [`AppState`] (the node plus the features' services), the router ([`app`]), [`serve`], the OpenAPI document |
-//! | features | `scans`, `geolocate`, `imagery`, `dashboard`, `telemetry`, `tokens`, `demo` | the routes of each feature; `geolocate` and `imagery` hold their own services, reached through axum's `FromRef` |
+//! | features | `scans`, `geolocate` (and `observations`, its tailer of the shared geosubmit log), `imagery`, `dashboard`, `telemetry`, `tokens`, `demo` | the routes of each feature; `geolocate` and `imagery` hold their own services, reached through axum's `FromRef` |
 //! | transport | [`http`], [`protocol`], `ws`, `socketio`, `limit`, `connection` | extractors, origin checks, sessions; the `/ws` and Socket.IO protocols; rate limits; head timeouts and draining |
 //! | node | [`Node`], [`auth`], [`orchestrator`], [`cluster`], budgets, admission, trusted proxies, metrics | what one server process holds whatever its routes |
 //! | store | [`store`] | SQLite or PostgreSQL behind one async [`store::Store`], and the event log writer |
@@ -210,6 +211,7 @@ pub mod fuzzing;
 mod geolocate;
 mod imagery;
 mod node;
+mod observations;
 mod openapi;
 mod scans;
 pub mod store;

@@ -3,7 +3,7 @@
 //!
 //! From the bottom: `error`; `config` (plain data); `store`; `node` (state, auth, orchestration,
 //! cluster); `transport` (HTTP, `/ws`, Socket.IO, limits); the features (`dashboard`, `demo`,
-//! `geolocate`, `imagery`, `scans`, `telemetry`, `tokens`); and on top `app` (the router and
+//! `geolocate` with `observations`, `imagery`, `scans`, `telemetry`, `tokens`); and on top `app` (the router and
 //! `serve`), `openapi` (the document of every route) and `lib`. A module may use its own layer
 //! and the layers below it. The graph is read from the `crate::` paths in the sources (doc
 //! comments and `#[cfg(test)] mod tests` excluded).
@@ -19,7 +19,8 @@ fn layer(module: &str) -> usize {
         "store" => 2,
         "node" => 3,
         "transport" => 4,
-        "dashboard" | "demo" | "geolocate" | "imagery" | "scans" | "telemetry" | "tokens" => 5,
+        "dashboard" | "demo" | "geolocate" | "imagery" | "observations" | "scans" | "telemetry"
+        | "tokens" => 5,
         "app" | "openapi" | "fuzzing" | "" => 6,
         other => panic!("module `{other}` has no layer: add it to tests/layers.rs"),
     }

@@ -1,6 +1,7 @@
 //! The PostgreSQL store against a real server (`VIGIL_TEST_DATABASE_URL`), each test in a
 //! database of its own: the SQLite store's semantics, migrations under a lock, the first admin,
-//! and the shared task queue (claims, leases, reaping, fencing, alerts once, wake-ups).
+//! the shared task queue (claims, leases, reaping, fencing, alerts once, wake-ups), and the
+//! geosubmit log (appends in commit order).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -367,12 +368,12 @@ async fn two_nodes_starting_at_once_migrate_once() {
         |url| async move {
             let (a, b) = tokio::join!(PgStore::connect(&url), PgStore::connect(&url));
             let (a, b) = (a.expect("node a"), b.expect("node b"));
-            assert_eq!(a.schema_versions().await.unwrap(), vec![1]);
+            assert_eq!(a.schema_versions().await.unwrap(), vec![1, 2]);
             a.insert_token(&token("abc", Role::Admin)).await.unwrap();
             assert_eq!(b.tokens().await.unwrap().len(), 1);
             // A restart applies nothing and keeps the data.
             let c = store(&url).await;
-            assert_eq!(c.schema_versions().await.unwrap(), vec![1]);
+            assert_eq!(c.schema_versions().await.unwrap(), vec![1, 2]);
             assert_eq!(c.tokens().await.unwrap().len(), 1);
             assert!(format!("{c:?}").starts_with("PgStore"));
         },
@@ -922,6 +923,69 @@ async fn a_node_recovers_when_its_connections_are_cut() {
                 .await
                 .unwrap();
             bounded("a wake-up after the reconnect", listener.notified()).await;
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tailer_of_the_geosubmit_log_misses_no_row_appended_concurrently() {
+    pg::with_db(
+        "a_tailer_of_the_geosubmit_log_misses_no_row_appended_concurrently",
+        |url| async move {
+            let (a, b) = (store(&url).await, store(&url).await);
+            let name = a.geosubmit_log_name().await.unwrap();
+            assert_eq!(b.geosubmit_log_name().await.unwrap(), name, "one log");
+            assert_eq!(a.geosubmit_head().await.unwrap(), 0);
+            let listener = b.listen_geosubmits().await.expect("listen");
+            const EACH: usize = 60;
+            let writer = |s: PgStore, who: &'static str| {
+                tokio::spawn(async move {
+                    for i in 0..EACH {
+                        s.append_geosubmit(&format!(r#"{{"items":[],"n":"{who}{i}"}}"#))
+                            .await
+                            .unwrap();
+                    }
+                })
+            };
+            let writers = [writer(a.clone(), "a"), writer(b.clone(), "b")];
+            bounded("a wake-up after an append", listener.notified()).await;
+            // Tail with small pages while both write, until they are done and nothing is left:
+            // whatever commits late must still come after what was already read.
+            let mut seen = Vec::new();
+            loop {
+                let done = writers.iter().all(tokio::task::JoinHandle::is_finished);
+                let after = seen.last().copied().unwrap_or(0);
+                let page = a.geosubmits_after(after, 7, 1 << 20).await.unwrap();
+                if page.is_empty() && done {
+                    break;
+                }
+                seen.extend(page.iter().map(|r| r.id));
+            }
+            for w in writers {
+                w.await.unwrap();
+            }
+            let all: Vec<i64> = a
+                .geosubmits_after(0, 1000, 1 << 20)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.id)
+                .collect();
+            assert_eq!(all.len(), 2 * EACH);
+            assert_eq!(seen, all, "the tail read every row, in order");
+            assert_eq!(a.geosubmit_head().await.unwrap(), *all.last().unwrap());
+            // Pages are bounded in bytes too, but always hold their first row.
+            // The first rows are `a0`..`a2` and `b0`..`b1` in some order: one length.
+            let body_len = u32::try_from(r#"{"items":[],"n":"a0"}"#.len()).unwrap();
+            let page = |max| {
+                let a = a.clone();
+                async move { a.geosubmits_after(0, 10, max).await.unwrap().len() }
+            };
+            assert_eq!(page(1).await, 1, "a larger first row is read alone");
+            assert_eq!(page(2 * body_len).await, 2);
+            assert_eq!(page(2 * body_len + 1).await, 2);
+            assert_eq!(page(1 << 20).await, 10);
         },
     )
     .await;

@@ -39,6 +39,17 @@
 //! new ones are refused and counted in [`SubmitReport::refused_full`]. The rows are counted when
 //! this process first writes, then kept up to date by it.
 //!
+//! # Applying a shared log ([`Overlay::apply_log`])
+//!
+//! Several overlays can be kept as caches of one append-only log of geosubmit bodies (the
+//! server's cluster keeps that log in PostgreSQL; this crate knows nothing of it). Each entry has
+//! a position (`seq`, increasing) and the time the log accepted it, which stands in for a
+//! report's missing timestamp, so every overlay that applies the same entries in the same order
+//! with the same [`Overlay::max_rows`] ends up with the same rows. The position applied so far is
+//! kept per log name in the overlay's own file (`log_positions`), written in the same SQLite
+//! transaction as the entries' observations: a crash leaves either both or neither, so an entry
+//! is never applied twice and never skipped. [`Overlay::log_position`] says where to resume.
+//!
 //! # Combining with the base
 //!
 //! When both the imported base and the overlay know a transmitter, their positions are averaged
@@ -89,6 +100,8 @@ CREATE TABLE IF NOT EXISTS cells (
     min_lat REAL NOT NULL, max_lat REAL NOT NULL, min_lon REAL NOT NULL, max_lon REAL NOT NULL,
     samples INTEGER NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,
     PRIMARY KEY (radio, mcc, mnc, lac, cid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS log_positions (
+    log TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
 ";
 
 /// The limits an observation must meet to be stored. Defaults are Ichnaea's and BeaconDB's
@@ -153,6 +166,18 @@ impl SubmitReport {
     pub fn stored(&self) -> usize {
         self.wifi + self.ble + self.cells
     }
+}
+
+/// One entry of a shared log of geosubmit bodies, for [`Overlay::apply_log`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEntry {
+    /// Its position in the log: entries are applied in increasing `seq`, each once.
+    pub seq: u64,
+    /// When the log accepted it, milliseconds since the epoch: the time of reports that carry
+    /// no timestamp (what [`Overlay::submit`] takes from the clock).
+    pub received_ms: i64,
+    /// The body.
+    pub body: GeosubmitRequest,
 }
 
 /// The writable overlay of a [`GeoDb`](super::GeoDb). The file is created by the first
@@ -525,38 +550,114 @@ impl Overlay {
     /// are counted and skipped, never an error; an error means the overlay could not be
     /// written.
     pub fn submit(&self, body: &GeosubmitRequest) -> Result<SubmitReport> {
-        let now = now_ms();
+        let (mut report, pending) = self.prepare(body, now_ms());
+        if pending.is_empty() {
+            return Ok(report);
+        }
+        let max_rows = self.max_rows();
+        self.write(|tx, rows| pending.store(tx, rows, max_rows, &mut report))?;
+        Ok(report)
+    }
+
+    /// The position of the last entry of the log named `log` applied by
+    /// [`Overlay::apply_log`]; 0 when none was (also when the overlay does not exist yet).
+    pub fn log_position(&self, log: &str) -> Result<u64> {
+        let mut guard = self.lock();
+        let conn = match &mut *guard {
+            Some(conn) => conn,
+            // Straight to the disk, unlike lookups: a resuming reader must not miss a file
+            // another process made a moment ago. Nothing is created here.
+            closed if self.path.is_file() => {
+                let conn = closed.insert(Self::connect(&self.path)?);
+                self.present.store(true, Ordering::Release);
+                conn
+            }
+            _ => return Ok(0),
+        };
+        position(conn, log)
+    }
+
+    /// Applies entries of the log named `log` as [`Overlay::submit`] would, in one SQLite
+    /// transaction that also records the last entry's `seq` as the log's position (see the
+    /// module's "Applying a shared log"). Entries at or below the recorded position, or not
+    /// above the entry before them, are skipped: applying a batch again changes nothing.
+    /// Returns the report of each entry applied, with its `seq`. The overlay's file is created
+    /// by the first entry, even one whose reports are all rejected, so the position is kept.
+    pub fn apply_log(&self, log: &str, entries: &[LogEntry]) -> Result<Vec<(u64, SubmitReport)>> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        for e in entries {
+            i64::try_from(e.seq).map_err(|_| {
+                Error::InvalidInput(format!("log position {} is beyond i64", e.seq))
+            })?;
+        }
+        let max_rows = self.max_rows();
+        self.write(|tx, rows| {
+            let mut at = position(tx, log)?;
+            let mut applied = Vec::new();
+            for entry in entries {
+                if entry.seq <= at {
+                    continue;
+                }
+                let (mut report, pending) = self.prepare(&entry.body, entry.received_ms);
+                pending.store(tx, rows, max_rows, &mut report)?;
+                at = entry.seq;
+                applied.push((entry.seq, report));
+            }
+            tx.execute(
+                "INSERT INTO log_positions (log, seq) VALUES (?1, ?2)
+                 ON CONFLICT (log) DO UPDATE SET seq = excluded.seq",
+                params![log, at as i64],
+            )?;
+            Ok(applied)
+        })
+    }
+
+    /// Validates every report of `body`; `now` is the time of reports without a timestamp.
+    fn prepare(&self, body: &GeosubmitRequest, now: i64) -> (SubmitReport, Pending) {
         let mut report = SubmitReport {
             reports: body.items.len(),
             ..SubmitReport::default()
         };
-        let mut beacons: Vec<(BeaconKind, MacAddr, Obs)> = Vec::new();
-        let mut cells: Vec<(CellReading, Obs)> = Vec::new();
+        let mut pending = Pending::default();
         for item in &body.items {
-            let before = (beacons.len(), cells.len());
-            self.collect(item, now, &mut report, &mut beacons, &mut cells);
-            if (beacons.len(), cells.len()) == before {
+            let before = (pending.beacons.len(), pending.cells.len());
+            self.collect(
+                item,
+                now,
+                &mut report,
+                &mut pending.beacons,
+                &mut pending.cells,
+            );
+            if (pending.beacons.len(), pending.cells.len()) == before {
                 report.rejected_reports += 1;
             } else {
                 report.accepted_reports += 1;
             }
         }
-        if beacons.is_empty() && cells.is_empty() {
-            return Ok(report);
-        }
+        (report, pending)
+    }
+
+    /// Runs `f` in a transaction on the overlay's file (creating the directory and the file
+    /// first if needed) with the number of rows, and keeps that number once it committed.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>, &mut u64) -> Result<T>,
+    ) -> Result<T> {
         let mut guard = self.lock();
-        if guard.is_none() {
-            if let Some(dir) = self.path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+        let conn = match &mut *guard {
+            Some(conn) => conn,
+            closed => {
+                if let Some(dir) = self.path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+                }
+                let conn = closed.insert(Self::connect(&self.path)?);
+                self.present.store(true, Ordering::Release);
+                conn
             }
-            *guard = Some(Self::connect(&self.path)?);
-            self.present.store(true, Ordering::Release);
-        }
-        let Some(conn) = guard.as_mut() else {
-            return Ok(report);
         };
         let tx = conn.transaction()?;
-        let max_rows = self.max_rows();
         let mut rows = match self.rows.load(Ordering::Acquire) {
             NOT_COUNTED => {
                 let n: i64 = tx.query_row(
@@ -568,101 +669,10 @@ impl Overlay {
             }
             n => n,
         };
-        for (kind, mac, obs) in &beacons {
-            let max_dist = match kind {
-                BeaconKind::Wifi => WIFI_MAX_DIST_M,
-                BeaconKind::Ble => BLE_MAX_DIST_M,
-            };
-            let key = params![*kind as i64, mac.as_u64() as i64];
-            let old = tx
-                .query_row(
-                    &format!("SELECT {SUM_COLUMNS} FROM beacons WHERE kind = ?1 AND mac = ?2"),
-                    key,
-                    Sums::from_row,
-                )
-                .optional()?;
-            if old.is_none() {
-                if rows >= max_rows {
-                    report.refused_full += 1;
-                    continue;
-                }
-                rows += 1;
-            }
-            let s = old.map_or_else(|| Sums::start(obs), |o| o.add(obs, max_dist));
-            tx.execute(
-                &format!(
-                    "INSERT OR REPLACE INTO beacons (kind, mac, {SUM_COLUMNS})
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-                ),
-                params![
-                    *kind as i64,
-                    mac.as_u64() as i64,
-                    s.weight,
-                    s.lat_sum,
-                    s.lon_sum,
-                    s.min_lat,
-                    s.max_lat,
-                    s.min_lon,
-                    s.max_lon,
-                    s.samples,
-                    s.first_seen,
-                    s.last_seen
-                ],
-            )?;
-            match kind {
-                BeaconKind::Wifi => report.wifi += 1,
-                BeaconKind::Ble => report.ble += 1,
-            }
-        }
-        for (c, obs) in &cells {
-            let k = c.key;
-            let old = tx
-                .query_row(
-                    &format!(
-                        "SELECT {SUM_COLUMNS} FROM cells
-                         WHERE radio = ?1 AND mcc = ?2 AND mnc = ?3 AND lac = ?4 AND cid = ?5"
-                    ),
-                    params![k.radio.code(), k.mcc, k.mnc, k.lac, k.cid as i64],
-                    Sums::from_row,
-                )
-                .optional()?;
-            if old.is_none() {
-                if rows >= max_rows {
-                    report.refused_full += 1;
-                    continue;
-                }
-                rows += 1;
-            }
-            let s = old.map_or_else(|| Sums::start(obs), |o| o.add(obs, CELL_MAX_DIST_M));
-            tx.execute(
-                &format!(
-                    "INSERT OR REPLACE INTO cells (radio, mcc, mnc, lac, cid, psc, {SUM_COLUMNS})
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
-                ),
-                params![
-                    k.radio.code(),
-                    k.mcc,
-                    k.mnc,
-                    k.lac,
-                    k.cid as i64,
-                    c.psc,
-                    s.weight,
-                    s.lat_sum,
-                    s.lon_sum,
-                    s.min_lat,
-                    s.max_lat,
-                    s.min_lon,
-                    s.max_lon,
-                    s.samples,
-                    s.first_seen,
-                    s.last_seen
-                ],
-            )?;
-            report.cells += 1;
-        }
+        let out = f(&tx, &mut rows)?;
         tx.commit()?;
         self.rows.store(rows, Ordering::Release);
-        Ok(report)
+        Ok(out)
     }
 
     /// Validates one report and appends its observations.
@@ -749,6 +759,132 @@ impl Overlay {
             cells.push((r, obs(w)));
         }
     }
+}
+
+/// The observations of a body that passed validation, waiting to be written.
+#[derive(Debug, Default)]
+struct Pending {
+    beacons: Vec<(BeaconKind, MacAddr, Obs)>,
+    cells: Vec<(CellReading, Obs)>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.beacons.is_empty() && self.cells.is_empty()
+    }
+
+    /// Adds the observations to their rows in `tx`; `rows` counts the overlay's rows, which may
+    /// not grow past `max_rows` (observations of new transmitters are then refused).
+    fn store(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        rows: &mut u64,
+        max_rows: u64,
+        report: &mut SubmitReport,
+    ) -> Result<()> {
+        for (kind, mac, obs) in &self.beacons {
+            let max_dist = match kind {
+                BeaconKind::Wifi => WIFI_MAX_DIST_M,
+                BeaconKind::Ble => BLE_MAX_DIST_M,
+            };
+            let key = params![*kind as i64, mac.as_u64() as i64];
+            let old = tx
+                .query_row(
+                    &format!("SELECT {SUM_COLUMNS} FROM beacons WHERE kind = ?1 AND mac = ?2"),
+                    key,
+                    Sums::from_row,
+                )
+                .optional()?;
+            if old.is_none() {
+                if *rows >= max_rows {
+                    report.refused_full += 1;
+                    continue;
+                }
+                *rows += 1;
+            }
+            let s = old.map_or_else(|| Sums::start(obs), |o| o.add(obs, max_dist));
+            tx.execute(
+                &format!(
+                    "INSERT OR REPLACE INTO beacons (kind, mac, {SUM_COLUMNS})
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+                ),
+                params![
+                    *kind as i64,
+                    mac.as_u64() as i64,
+                    s.weight,
+                    s.lat_sum,
+                    s.lon_sum,
+                    s.min_lat,
+                    s.max_lat,
+                    s.min_lon,
+                    s.max_lon,
+                    s.samples,
+                    s.first_seen,
+                    s.last_seen
+                ],
+            )?;
+            match kind {
+                BeaconKind::Wifi => report.wifi += 1,
+                BeaconKind::Ble => report.ble += 1,
+            }
+        }
+        for (c, obs) in &self.cells {
+            let k = c.key;
+            let old = tx
+                .query_row(
+                    &format!(
+                        "SELECT {SUM_COLUMNS} FROM cells
+                         WHERE radio = ?1 AND mcc = ?2 AND mnc = ?3 AND lac = ?4 AND cid = ?5"
+                    ),
+                    params![k.radio.code(), k.mcc, k.mnc, k.lac, k.cid as i64],
+                    Sums::from_row,
+                )
+                .optional()?;
+            if old.is_none() {
+                if *rows >= max_rows {
+                    report.refused_full += 1;
+                    continue;
+                }
+                *rows += 1;
+            }
+            let s = old.map_or_else(|| Sums::start(obs), |o| o.add(obs, CELL_MAX_DIST_M));
+            tx.execute(
+                &format!(
+                    "INSERT OR REPLACE INTO cells (radio, mcc, mnc, lac, cid, psc, {SUM_COLUMNS})
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+                ),
+                params![
+                    k.radio.code(),
+                    k.mcc,
+                    k.mnc,
+                    k.lac,
+                    k.cid as i64,
+                    c.psc,
+                    s.weight,
+                    s.lat_sum,
+                    s.lon_sum,
+                    s.min_lat,
+                    s.max_lat,
+                    s.min_lon,
+                    s.max_lon,
+                    s.samples,
+                    s.first_seen,
+                    s.last_seen
+                ],
+            )?;
+            report.cells += 1;
+        }
+        Ok(())
+    }
+}
+
+/// The position of `log` recorded in the overlay, 0 when none is.
+fn position(conn: &Connection, log: &str) -> Result<u64> {
+    let seq: Option<i64> = conn
+        .prepare_cached("SELECT seq FROM log_positions WHERE log = ?1")?
+        .query_row(params![log], |row| row.get(0))
+        .optional()?;
+    Ok(seq.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
 }
 
 /// The area made of `cells`: their unweighted centre, a radius reaching each cell's coverage.
@@ -1122,6 +1258,127 @@ mod tests {
         ]);
         let r = again.submit(&body(json!({"items": [new]}))).unwrap();
         assert_eq!((r.wifi, r.refused_full), (0, 2));
+    }
+
+    fn entry(seq: u64, v: serde_json::Value) -> LogEntry {
+        LogEntry {
+            seq,
+            received_ms: 1_600_000_000_000 + seq as i64,
+            body: body(v),
+        }
+    }
+
+    #[test]
+    fn a_log_is_applied_once_and_resumes_where_it_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = overlay(&dir.path().join("geodb"));
+        assert_eq!(o.log_position("cluster").unwrap(), 0);
+        assert!(!o.path().exists(), "asking creates nothing");
+        let here = LatLon::new(HERE.0, HERE.1).unwrap();
+        let report = json!({"items": [item(here.lat, here.lon, json!({}))]});
+        let rejected =
+            json!({"items": [{"wifiAccessPoints": [{"macAddress": "aa:bb:cc:00:00:09"}]}]});
+        let batch = [
+            entry(3, report.clone()),
+            entry(5, rejected),
+            entry(4, report.clone()),
+        ];
+        let applied = o.apply_log("cluster", &batch).unwrap();
+        let seqs: Vec<u64> = applied.iter().map(|(seq, _)| *seq).collect();
+        assert_eq!(seqs, [3, 5], "an entry below the one before it is skipped");
+        assert_eq!(applied[0].1.wifi, 2);
+        assert_eq!(applied[1].1.rejected_reports, 1);
+        assert_eq!(o.log_position("cluster").unwrap(), 5);
+        assert_eq!(o.log_position("another log").unwrap(), 0);
+        // The same batch again, and a batch overlapping it, apply only what is new.
+        assert!(o.apply_log("cluster", &batch).unwrap().is_empty());
+        let ap = mac("aa:bb:cc:00:00:01");
+        assert_eq!(o.wifi(ap).unwrap().unwrap().samples, 1);
+        let applied = o
+            .apply_log(
+                "cluster",
+                &[entry(5, report.clone()), entry(6, report.clone())],
+            )
+            .unwrap();
+        assert_eq!(applied.len(), 1);
+        assert_eq!(o.wifi(ap).unwrap().unwrap().samples, 2);
+        // A restart (another process on the same file) resumes there.
+        let again = overlay(&dir.path().join("geodb"));
+        assert_eq!(again.log_position("cluster").unwrap(), 6);
+        // A log's first entry creates the overlay even when it teaches nothing.
+        let fresh = overlay(&dir.path().join("other"));
+        let nothing = json!({"items": []});
+        assert_eq!(fresh.apply_log("c", &[entry(1, nothing)]).unwrap().len(), 1);
+        assert!(fresh.path().is_file());
+        assert_eq!(fresh.log_position("c").unwrap(), 1);
+        let too_far = LogEntry {
+            seq: u64::MAX,
+            ..entry(1, json!({"items": []}))
+        };
+        assert!(matches!(
+            fresh.apply_log("c", &[too_far]),
+            Err(Error::InvalidInput(_))
+        ));
+    }
+
+    #[test]
+    fn a_batch_that_fails_keeps_neither_its_observations_nor_its_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = overlay(dir.path());
+        let here = LatLon::new(HERE.0, HERE.1).unwrap();
+        let report = json!({"items": [item(here.lat, here.lon, json!({}))]});
+        o.apply_log("cluster", &[entry(1, report.clone())]).unwrap();
+        // The position is written last: make that write fail, as a crash before commit would.
+        let side = Connection::open(o.path()).unwrap();
+        side.execute_batch(
+            "CREATE TRIGGER refuse BEFORE UPDATE ON log_positions
+             BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+        )
+        .unwrap();
+        assert!(o.apply_log("cluster", &[entry(2, report.clone())]).is_err());
+        assert_eq!(o.log_position("cluster").unwrap(), 1);
+        let ap = mac("aa:bb:cc:00:00:01");
+        assert_eq!(o.wifi(ap).unwrap().unwrap().samples, 1, "rolled back");
+        side.execute_batch("DROP TRIGGER refuse").unwrap();
+        assert_eq!(
+            o.apply_log("cluster", &[entry(2, report)]).unwrap().len(),
+            1
+        );
+        assert_eq!(o.wifi(ap).unwrap().unwrap().samples, 2, "applied once");
+        assert_eq!(o.log_position("cluster").unwrap(), 2);
+    }
+
+    #[test]
+    fn overlays_applying_one_log_hold_the_same_rows() {
+        let here = LatLon::new(HERE.0, HERE.1).unwrap();
+        let mut untimed = item(here.lat, here.lon, json!({}));
+        untimed.as_object_mut().unwrap().remove("timestamp");
+        let log = [
+            entry(1, json!({"items": [untimed.clone()]})),
+            entry(
+                2,
+                json!({"items": [item(here.lat + 0.0005, here.lon, json!({}))]}),
+            ),
+        ];
+        let rows = |o: &Overlay| -> Vec<(i64, f64, f64, i64)> {
+            let guard = o.lock();
+            let conn = guard.as_ref().unwrap();
+            let mut stmt = conn
+                .prepare("SELECT mac, lat_sum, weight, first_seen FROM beacons ORDER BY mac")
+                .unwrap();
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (a, b) = (overlay(a.path()), overlay(b.path()));
+        a.apply_log("cluster", &log).unwrap();
+        b.apply_log("cluster", &log[..1]).unwrap();
+        b.apply_log("cluster", &log[1..]).unwrap();
+        assert_eq!(rows(&a), rows(&b));
+        // A report without a timestamp is dated when the log accepted it, not when it is applied.
+        assert_eq!(rows(&a)[0].3, log[0].received_ms);
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //! each call on a blocking thread, the PostgreSQL one on a connection pool. Both keep the same
 //! rules (an ended task keeps its final status, a result is stored once, an alert is raised once
 //! per scan, target and signature), tested by the same cases.
+//!
+//! The PostgreSQL engine also holds what only a cluster needs: the shared task queue, and the
+//! log of accepted geosubmits ([`geosubmits`]) that every node applies to its own overlay.
 
 use std::sync::Arc;
 
@@ -19,6 +22,7 @@ use event_bus::{Event, Role};
 use crate::error::{Error, Result};
 
 pub(crate) mod eventlog;
+pub mod geosubmits;
 pub mod postgres;
 mod sqlite;
 

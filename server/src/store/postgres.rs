@@ -9,6 +9,8 @@
 //! - `scans`, `tasks`, `results`, `alerts`: scans as accepted, one row per task (which is also
 //!   the queue entry), one result per task, one alert per (scan, target, signature) for the
 //!   whole cluster (`UNIQUE (scan_id, target, signature_id)`);
+//! - `geosubmits`, `geosubmit_log` (version 2): the accepted `/v2/geosubmit` bodies, in order,
+//!   which every node applies to its own overlay (the [`geosubmits`](super::geosubmits) module);
 //! - `schema_migrations`: the schema versions applied.
 //!
 //! Times are `timestamptz` (microseconds: nanoseconds are rounded away, unlike in SQLite's
@@ -52,6 +54,8 @@
 //! [`TaskListener`] from [`PgStore::listen`] holds its own connection with `LISTEN vigil_tasks`
 //! and wakes a dispatcher at once; it reconnects by itself and wakes once after a reconnect (a
 //! notification may have been missed). Dispatchers should still poll every second or two.
+//! Appending a geosubmit sends `NOTIFY vigil_geosubmits`, heard the same way through
+//! [`PgStore::listen_geosubmits`].
 //!
 //! # When PostgreSQL goes away
 //! Every call returns [`Error::Postgres`] while the database cannot be reached; nothing panics
@@ -96,9 +100,10 @@ const MIGRATION_LOCK: i64 = 0x7669_6769_6c6d_6967;
 const FIRST_ADMIN_LOCK: i64 = 0x7669_6769_6c61_646d;
 
 /// The schema, one entry per version, applied in order and never edited once released.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "
 CREATE TABLE tokens (
     id       text PRIMARY KEY,
     hash     bytea NOT NULL UNIQUE CHECK (octet_length(hash) = 32),
@@ -191,7 +196,9 @@ CREATE TABLE agent_presence (
     last_seen      timestamptz NOT NULL DEFAULT now()
 );
 ",
-)];
+    ),
+    (2, super::geosubmits::MIGRATION),
+];
 
 /// The schema version this build expects (the last migration's).
 pub const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -521,7 +528,7 @@ impl PgStore {
         })
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object> {
+    pub(super) async fn client(&self) -> Result<deadpool_postgres::Object> {
         Ok(self.pool.get().await?)
     }
 
@@ -1411,17 +1418,26 @@ impl PgStore {
     /// Fails if the database cannot be reached now; later losses are retried in the background
     /// (every 1 to 30 s), with one wake-up after each reconnect.
     pub async fn listen(&self) -> Result<TaskListener> {
+        self.listen_to(TASKS_CHANNEL).await
+    }
+
+    /// [`PgStore::listen`] on another of this store's channels (a constant identifier: it is
+    /// written into the `LISTEN` statement).
+    pub(super) async fn listen_to(&self, channel: &'static str) -> Result<TaskListener> {
         let notify = Arc::new(Notify::new());
         let (ready, registered) = oneshot::channel();
         let task = tokio::spawn(run_listener(
             Arc::clone(&self.config),
+            channel,
             Arc::clone(&notify),
             ready,
         ));
         match registered.await {
             Ok(Ok(())) => Ok(TaskListener { notify, task }),
             Ok(Err(err)) => Err(err),
-            Err(_) => Err(Error::Postgres("the task listener stopped".into())),
+            Err(_) => Err(Error::Postgres(format!(
+                "the listener on {channel} stopped"
+            ))),
         }
     }
 }
@@ -1523,7 +1539,8 @@ async fn migrate(config: &tokio_postgres::Config) -> Result<()> {
 }
 
 /// Wakes a dispatcher when tasks become claimable (`NOTIFY vigil_tasks`), from
-/// [`PgStore::listen`]. Dropping it closes its connection.
+/// [`PgStore::listen`] (or a geosubmit tailer when the log grows, from
+/// [`PgStore::listen_geosubmits`]). Dropping it closes its connection.
 #[derive(Debug)]
 pub struct TaskListener {
     notify: Arc<Notify>,
@@ -1546,18 +1563,19 @@ impl Drop for TaskListener {
 
 async fn run_listener(
     config: Arc<tokio_postgres::Config>,
+    channel: &'static str,
     notify: Arc<Notify>,
     ready: oneshot::Sender<Result<()>>,
 ) {
     let mut ready = Some(ready);
     let mut backoff = Duration::from_secs(1);
     loop {
-        let err = listen_session(&config, &notify, &mut ready).await;
+        let err = listen_session(&config, channel, &notify, &mut ready).await;
         if let Some(ready) = ready.take() {
             let _ = ready.send(Err(err));
             return;
         }
-        tracing::warn!(error = %err, "task listener lost its connection; reconnecting");
+        tracing::warn!(error = %err, channel, "listener lost its connection; reconnecting");
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(30));
     }
@@ -1566,6 +1584,7 @@ async fn run_listener(
 /// One connection's life: `LISTEN`, then forward notifications until it ends.
 async fn listen_session(
     config: &tokio_postgres::Config,
+    channel: &str,
     notify: &Notify,
     ready: &mut Option<oneshot::Sender<Result<()>>>,
 ) -> Error {
@@ -1574,7 +1593,8 @@ async fn listen_session(
         Err(err) => return err.into(),
     };
     let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-    let listen = client.batch_execute("LISTEN vigil_tasks");
+    let statement = format!("LISTEN {channel}");
+    let listen = client.batch_execute(&statement);
     tokio::pin!(listen);
     let mut listening = false;
     loop {
