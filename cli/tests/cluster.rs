@@ -174,7 +174,7 @@ fn two_nodes_starting_together_on_an_empty_database_make_exactly_one_admin_token
     };
     run(LIMIT, async {
         let database = harness::Database::create(&server).await;
-        let redis = harness::Redis::start().await;
+        let redis = harness::redis("one admin token");
         let config = NodeConfig {
             database_url: database.url.clone(),
             redis_url: redis.url(),
@@ -363,7 +363,7 @@ fn redis_restarted_without_its_data_gives_a_new_epoch_and_old_positions_are_not_
         }
 
         // It comes back empty: the nodes carry on under a new epoch.
-        cluster.redis.restart().await;
+        tokio::task::block_in_place(|| cluster.redis.restart());
         for addr in [&a, &b] {
             let deadline = Instant::now() + Duration::from_secs(40);
             while !http(addr, "GET", "/readyz", None, None)

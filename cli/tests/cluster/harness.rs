@@ -117,87 +117,19 @@ fn kill(child: &mut Child) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Redis
+// Redis: the event-bus tests' throw-away `redis-server` (as `server/tests/cluster.rs` uses it).
 
-/// A `redis-server` on a free loopback port, without persistence, in its own directory.
-pub struct Redis {
-    child: Option<Child>,
-    /// Its port.
-    pub port: u16,
-    dir: tempfile::TempDir,
-}
+#[path = "../../../event-bus/tests/common/mod.rs"]
+mod redis_server;
 
-impl Redis {
-    /// Starts one and waits until it answers.
-    pub async fn start() -> Redis {
-        let mut redis = Redis {
-            child: None,
-            port: free_port(),
-            dir: tempfile::tempdir().expect("a temporary directory"),
-        };
-        redis.launch().await;
-        redis
-    }
+pub use redis_server::RedisServer;
 
-    async fn launch(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.ping().await {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer in 10 s"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn ping(&self) -> bool {
-        let attempt = async {
-            let mut stream = TcpStream::connect(("127.0.0.1", self.port)).await.ok()?;
-            stream.write_all(b"PING\r\n").await.ok()?;
-            let mut buf = [0u8; 16];
-            let n = stream.read(&mut buf).await.ok()?;
-            Some(buf[..n].starts_with(b"+PONG"))
-        };
-        tokio::time::timeout(Duration::from_millis(500), attempt)
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or(false)
-    }
-
-    /// The URL nodes connect to.
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    /// Stops it; everything it held is gone (no persistence).
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            kill(&mut child);
-        }
-    }
-
-    /// Stops it and starts an empty one on the same port.
-    pub async fn restart(&mut self) {
-        self.stop();
-        self.launch().await;
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// A `redis-server` on a free loopback port, without persistence (after [`prerequisites`]
+/// found one installed).
+pub fn redis(test: &str) -> RedisServer {
+    // It waits for the server synchronously: off the runtime's workers.
+    tokio::task::block_in_place(|| RedisServer::start(test))
+        .expect("redis-server is installed (prerequisites checked)")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -584,7 +516,7 @@ pub struct Cluster {
     /// What nodes are started with.
     pub config: NodeConfig,
     /// The bus.
-    pub redis: Redis,
+    pub redis: RedisServer,
     /// The state.
     pub database: Database,
 }
@@ -593,7 +525,7 @@ impl Cluster {
     /// Starts `n` nodes (the first alone, so that it prints the admin token), then HAProxy.
     pub async fn start(server: &str, n: usize) -> Cluster {
         let database = Database::create(server).await;
-        let redis = Redis::start().await;
+        let redis = redis("cluster");
         let config = NodeConfig {
             database_url: database.url.clone(),
             redis_url: redis.url(),
