@@ -761,6 +761,15 @@ fn the_node_holding_an_agent_is_killed_mid_task_and_the_result_is_stored_once() 
 
         // The agent is mid-task (the service never answers): its node dies without a word.
         cluster.nodes[holder].kill();
+        // HAProxy counts the dead node as up until two health checks fail (about 2 s): new
+        // connections it sends there meanwhile (the agent's reconnect, say) go to the survivor
+        // instead of answering 503 after three refused tries.
+        for _ in 0..4 {
+            let r = http(cluster.front(), "GET", "/readyz", None, None)
+                .await
+                .expect("an answer through HAProxy");
+            assert_eq!(r.status, 200, "right after the kill: {}", r.body);
+        }
         let events = watcher
             .events_until(Duration::from_secs(90), |e| {
                 e["kind"] == "scan_completed" && e["data"]["scan_id"] == scan_id.as_str()
