@@ -101,6 +101,20 @@ async fn next_result(peer: &mut Peer) -> Value {
     }
 }
 
+/// Stops the agent and waits (at most `limit`) until it has returned without an error.
+async fn stop_cleanly(
+    stop: &CancellationToken,
+    running: tokio::task::JoinHandle<sec_scan::Result<()>>,
+    limit: Duration,
+) {
+    stop.cancel();
+    tokio::time::timeout(limit, running)
+        .await
+        .expect("the agent stops")
+        .unwrap()
+        .unwrap();
+}
+
 fn task(id: &str) -> ScanTask {
     let mut task = ScanTask::new(TaskKind::PortScan, "127.0.0.1");
     task.id = id.into();
@@ -210,12 +224,7 @@ async fn a_result_is_resent_after_a_lost_connection_until_acknowledged() {
         }
     }
 
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(10), running)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    stop_cleanly(&stop, running, Duration::from_secs(10)).await;
 }
 
 #[tokio::test]
@@ -279,12 +288,7 @@ async fn results_survive_an_agent_restart_through_the_spool() {
         let frame = next_json(&mut peer).await;
         assert_eq!(frame["type"], "heartbeat");
     }
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(15), running)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    stop_cleanly(&stop, running, Duration::from_secs(15)).await;
 }
 
 #[tokio::test]
@@ -326,33 +330,39 @@ async fn a_refused_token_is_a_clear_error_and_bad_configs_are_refused() {
     }
 }
 
-/// The next `Disconnected` reason, skipping other events (at most 10 s).
-async fn next_disconnect(events: &mut tokio::sync::mpsc::UnboundedReceiver<AgentEvent>) -> String {
+/// The first event `pick` takes, skipping others (at most 10 s each).
+async fn next_event<T>(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<AgentEvent>,
+    pick: impl Fn(AgentEvent) -> Option<T>,
+) -> T {
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), events.recv())
+        let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
             .await
             .expect("an event in 10 s")
-            .expect("the agent runs")
-        {
-            AgentEvent::Disconnected(why, _) => return why,
-            _ => continue,
+            .expect("the agent runs");
+        if let Some(picked) = pick(event) {
+            return picked;
         }
     }
 }
 
-/// The next `Registered` id, skipping other events (at most 10 s).
+/// The next `Disconnected` reason.
+async fn next_disconnect(events: &mut tokio::sync::mpsc::UnboundedReceiver<AgentEvent>) -> String {
+    next_event(events, |e| match e {
+        AgentEvent::Disconnected(why, _) => Some(why),
+        _ => None,
+    })
+    .await
+}
+
+/// The next `Registered` id (a disconnection first fails the test).
 async fn next_registered(events: &mut tokio::sync::mpsc::UnboundedReceiver<AgentEvent>) -> String {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), events.recv())
-            .await
-            .expect("an event in 10 s")
-            .expect("the agent runs")
-        {
-            AgentEvent::Registered(id) => return id,
-            AgentEvent::Disconnected(why, _) => panic!("disconnected: {why}"),
-            _ => continue,
-        }
-    }
+    next_event(events, |e| match e {
+        AgentEvent::Registered(id) => Some(id),
+        AgentEvent::Disconnected(why, _) => panic!("disconnected: {why}"),
+        _ => None,
+    })
+    .await
 }
 
 /// Regression: `connect_async` had no time limit, so a proxy whose backend died (it accepts the
@@ -400,12 +410,7 @@ async fn a_server_that_never_answers_the_upgrade_or_the_registration_is_left_and
     assert_eq!(next_registered(&mut events).await, "agent-3");
     drop((silent, mute));
 
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(10), running)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    stop_cleanly(&stop, running, Duration::from_secs(10)).await;
 }
 
 /// Regression: a registration the server refused for a passing reason (its database was away:
@@ -495,10 +500,5 @@ async fn a_result_the_server_could_not_store_is_sent_again_on_the_same_connectio
     while let Ok(frame) = tokio::time::timeout_at(quiet, next_json(&mut peer)).await {
         assert_eq!(frame["type"], "heartbeat", "{frame}");
     }
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(10), running)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    stop_cleanly(&stop, running, Duration::from_secs(10)).await;
 }
