@@ -8,7 +8,7 @@
 //!
 //! A connection attempt (TCP, WebSocket upgrade, registration) that takes longer than 10 s is
 //! dropped and retried with back-off (0.5 s doubling up to 30 s): see
-//! [`AgentConfig`](sec_scan::agent::AgentConfig)'s `connect_timeout`.
+//! [`AgentConfig`]'s `connect_timeout`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
