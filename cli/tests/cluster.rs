@@ -174,7 +174,7 @@ fn two_nodes_starting_together_on_an_empty_database_make_exactly_one_admin_token
     };
     run(LIMIT, async {
         let database = harness::Database::create(&server).await;
-        let redis = harness::Redis::start().await;
+        let redis = harness::redis("one admin token");
         let config = NodeConfig {
             database_url: database.url.clone(),
             redis_url: redis.url(),
@@ -363,7 +363,7 @@ fn redis_restarted_without_its_data_gives_a_new_epoch_and_old_positions_are_not_
         }
 
         // It comes back empty: the nodes carry on under a new epoch.
-        cluster.redis.restart().await;
+        tokio::task::block_in_place(|| cluster.redis.restart());
         for addr in [&a, &b] {
             let deadline = Instant::now() + Duration::from_secs(40);
             while !http(addr, "GET", "/readyz", None, None)
@@ -547,6 +547,28 @@ impl Agent {
             .expect("vigil agent starts");
         Agent { child, _dir: dir }
     }
+
+    /// What it printed so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("agent.log")).unwrap_or_default()
+    }
+
+    /// Waits (at most `limit`) until its log holds a line containing every one of `words`;
+    /// returns that line.
+    async fn said(&self, words: &[&str], limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let log = self.log();
+            if let Some(line) = log.lines().find(|l| words.iter().all(|w| l.contains(w))) {
+                return line.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the agent did not say {words:?} in {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 impl Drop for Agent {
@@ -573,6 +595,29 @@ async fn silent_port() -> u16 {
         }
     });
     port
+}
+
+/// A loopback port whose service says nothing until the returned sender says `true`, then
+/// greets every connection, held or new, with an SSH banner: a banner grab on it ends when the
+/// test decides. The listener lives as long as the runtime.
+async fn gated_port() -> (u16, tokio::sync::watch::Sender<bool>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (open, gate) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut gate = gate.clone();
+            tokio::spawn(async move {
+                if gate.wait_for(|open| *open).await.is_ok() {
+                    use tokio::io::AsyncWriteExt as _;
+                    let _ = socket.write_all(b"SSH-2.0-OpenSSH_9.2p1\r\n").await;
+                    // Held open: the grabber reads what it wants and closes.
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
+            });
+        }
+    });
+    (port, open)
 }
 
 /// Waits until one agent is online in the cluster and returns the index of the node holding
@@ -716,6 +761,15 @@ fn the_node_holding_an_agent_is_killed_mid_task_and_the_result_is_stored_once() 
 
         // The agent is mid-task (the service never answers): its node dies without a word.
         cluster.nodes[holder].kill();
+        // HAProxy counts the dead node as up until two health checks fail (about 2 s): new
+        // connections it sends there meanwhile (the agent's reconnect, say) go to the survivor
+        // instead of answering 503 after three refused tries.
+        for _ in 0..4 {
+            let r = http(cluster.front(), "GET", "/readyz", None, None)
+                .await
+                .expect("an answer through HAProxy");
+            assert_eq!(r.status, 200, "right after the kill: {}", r.body);
+        }
         let events = watcher
             .events_until(Duration::from_secs(90), |e| {
                 e["kind"] == "scan_completed" && e["data"]["scan_id"] == scan_id.as_str()
@@ -855,6 +909,205 @@ fn two_hundred_tasks_over_two_dispatching_nodes_are_each_leased_once() {
             tasks.iter().all(|t| t["attempts"] == 1),
             "attempts: {:?}",
             tasks.iter().map(|t| &t["attempts"]).collect::<Vec<_>>()
+        );
+        drop(listener);
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL stopped and started again (a PostgreSQL of the test's own: the shared one serves
+// other tests meanwhile).
+
+/// Waits (at most `limit`) until `GET path` on `addr` answers 200.
+async fn until_ok(addr: &str, path: &str, token: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let r = http(addr, "GET", path, Some(token), None).await;
+        if r.as_ref().is_ok_and(|r| r.status == 200) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{addr}{path} did not answer 200 in {limit:?}: {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `GET /api/scans/{id}` on `addr`: completed, with one result of `status`.
+async fn assert_scan_done(addr: &str, token: &str, scan_id: &str, status: &str) -> Value {
+    let scan = call(addr, "GET", &format!("/api/scans/{scan_id}"), token, None).await;
+    assert_eq!(scan["completed"], true, "{addr}: {scan}");
+    let results = scan["results"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        results.len(),
+        1,
+        "one result, stored once, on {addr}: {scan}"
+    );
+    assert_eq!(results[0]["status"], status, "{addr}: {scan}");
+    results[0].clone()
+}
+
+/// What the README promises when PostgreSQL goes away (`Running several nodes`): requests that
+/// need the database answer a typed error at once, tokens a node already knows still work, and
+/// each node works again once the database is back; nothing accepted before is lost.
+#[test]
+fn postgresql_stopped_and_started_again_under_two_nodes_and_an_agent_loses_nothing() {
+    let test = "postgresql restart";
+    let Some(bindir) = harness::own_postgres_prerequisites(test) else {
+        return;
+    };
+    run(LIMIT, async move {
+        let started = Instant::now();
+        let mut pg = tokio::task::block_in_place(|| harness::OwnPostgres::create(&bindir));
+        let mut cluster = Cluster::start(&pg.url(), 2).await;
+        let (a, b) = (cluster.nodes[0].addr.clone(), cluster.nodes[1].addr.clone());
+        let admin = cluster.admin.clone();
+        let (_, operator) = cluster.token(&a, "operator").await;
+        let (_, agent_token) = cluster.token(&a, "agent").await;
+        let front = format!("http://{}", cluster.front());
+        let agent = Agent::start(&front, &agent_token, "before", 2);
+        node_holding_the_agent(&cluster).await;
+
+        // Before the stop: one scan completed; the operator's token is known to both nodes.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let open = listener.local_addr().unwrap().port();
+        let mut watcher = Ws::connect(&b, &admin).await;
+        watcher.subscribe(&["scans"], None).await;
+        let (done_before, _) = schedule(&a, &admin, "port_scan", open).await;
+        watcher
+            .events_until(Duration::from_secs(30), |e| {
+                e["kind"] == "scan_completed" && e["data"]["scan_id"] == done_before.as_str()
+            })
+            .await;
+        for addr in [&a, &b] {
+            let r = http(addr, "GET", "/stats", Some(&operator), None)
+                .await
+                .unwrap();
+            assert_eq!(r.status, 200, "{addr}: {}", r.body);
+        }
+        // And one scan in flight: the agent is mid-task (the service says nothing until the
+        // gate opens) when the database stops.
+        let (gated, gate) = gated_port().await;
+        let (in_flight, tasks) = schedule(&a, &admin, "banner_grab", gated).await;
+        watcher
+            .events_until(Duration::from_secs(30), |e| {
+                e["kind"] == "scan_started" && e["data"]["task_id"] == tasks[0].as_str()
+            })
+            .await;
+
+        tokio::task::block_in_place(|| pg.stop());
+        let stopped = Instant::now();
+
+        // While it is down.
+        for addr in [&a, &b] {
+            // Tokens the node knows still authenticate; the bus (Redis) needs no database.
+            for token in [&admin, &operator] {
+                let r = http(addr, "GET", "/stats", Some(token), None)
+                    .await
+                    .unwrap();
+                assert_eq!(r.status, 200, "a known token on {addr}: {}", r.body);
+            }
+            // What needs the database answers a typed 503 at once: no hang, no crash.
+            let asked = Instant::now();
+            let scan = json!({"targets": ["127.0.0.1"], "scan_types": ["port_scan"], "ports": open.to_string()});
+            let token = json!({"role": "viewer", "label": "during the outage"});
+            for (method, path, body) in [
+                ("GET", "/api/scans", None),
+                ("GET", "/api/agents", None),
+                ("POST", "/api/scans", Some(&scan)),
+                ("POST", "/api/tokens", Some(&token)),
+            ] {
+                let r = http(addr, method, path, Some(&admin), body)
+                    .await
+                    .unwrap_or_else(|e| panic!("{method} {path} on {addr}: {e}"));
+                assert_eq!(r.status, 503, "{method} {path} on {addr}: {}", r.body);
+                assert_eq!(
+                    r.json()["error"]["code"],
+                    "storage_unavailable",
+                    "{method} {path} on {addr}: {}",
+                    r.body
+                );
+            }
+            let took = asked.elapsed();
+            assert!(took < Duration::from_secs(5), "four refusals took {took:?}");
+            // A token the node has never seen cannot be checked now: "try again", not "invalid".
+            let unseen = format!("vgl_{}", "0".repeat(64));
+            let r = http(addr, "GET", "/stats", Some(&unseen), None)
+                .await
+                .unwrap();
+            assert_eq!(r.status, 503, "an unseen token on {addr}: {}", r.body);
+        }
+        post_event(&b, &operator, 1).await;
+        // An agent that connects now is refused for now (its token or its id cannot be checked)
+        // and retries.
+        let late = Agent::start(&front, &agent_token, "during", 2);
+        late.said(&["disconnected", "retrying in"], Duration::from_secs(30))
+            .await;
+        // The first agent's task ends while the database is away: its result cannot be stored,
+        // and the agent sends it again.
+        gate.send_replace(true);
+        agent
+            .said(
+                &["could not take a result", &tasks[0], "storage_failed"],
+                Duration::from_secs(30),
+            )
+            .await;
+        for node in &mut cluster.nodes {
+            assert!(node.running(), "a node exited: {}", node.log_text());
+        }
+        // Down long enough for every background loop of the nodes (dispatch and reaping each
+        // second, token reload every 2 s, the listener's reconnects) to have failed at least once.
+        tokio::time::sleep_until((stopped + Duration::from_secs(3)).into()).await;
+        let down_for = stopped.elapsed();
+
+        tokio::task::block_in_place(|| pg.start());
+        let back = Instant::now();
+
+        // Both nodes serve the store again, within a bounded time.
+        for addr in [&a, &b] {
+            until_ok(addr, "/api/scans", &admin, Duration::from_secs(20)).await;
+        }
+        let recovered_in = back.elapsed();
+        // Nothing accepted before the stop is lost: the scan completed before is listed with its
+        // result, and the one in flight completes once its result is sent again.
+        watcher
+            .events_until(Duration::from_secs(45), |e| {
+                e["kind"] == "scan_completed" && e["data"]["scan_id"] == in_flight.as_str()
+            })
+            .await;
+        for addr in [&a, &b] {
+            let result = assert_scan_done(addr, &admin, &done_before, "success").await;
+            assert!(result.to_string().contains(&open.to_string()), "{result}");
+            assert_scan_done(addr, &admin, &in_flight, "success").await;
+        }
+        // A token minted on one node works on the other.
+        let (_, viewer) = cluster.token(&b, "viewer").await;
+        let r = http(&a, "GET", "/stats", Some(&viewer), None)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        // A scan scheduled now completes through an agent.
+        let (after, _) = schedule(&b, &admin, "port_scan", open).await;
+        watcher
+            .events_until(Duration::from_secs(30), |e| {
+                e["kind"] == "scan_completed" && e["data"]["scan_id"] == after.as_str()
+            })
+            .await;
+        let result = assert_scan_done(&a, &admin, &after, "success").await;
+        assert!(result.to_string().contains(&open.to_string()), "{result}");
+        // The agent refused during the outage is registered now: two agents online.
+        late.said(&["registered with"], Duration::from_secs(30))
+            .await;
+        let agents = call(&a, "GET", "/api/agents", &admin, None).await;
+        assert_eq!(
+            agents.as_array().map(Vec::len),
+            Some(2),
+            "both agents online: {agents}"
+        );
+        eprintln!(
+            "postgresql restart: down for {down_for:?}, both nodes served again {recovered_in:?} after the start, whole test {:?}",
+            started.elapsed()
         );
         drop(listener);
     });

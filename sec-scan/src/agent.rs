@@ -21,6 +21,16 @@
 //! - **Scope is checked here too.** The runner re-checks every task against the agent's own
 //!   scope ([`crate::LocalRunner`] does): a compromised server cannot aim the agent elsewhere.
 //! - **Back-off.** A lost connection is retried with exponential back-off and jitter.
+//! - **No attempt hangs.** One connection attempt — the TCP connect, the WebSocket upgrade, the
+//!   `welcome` and the `registration_ack` — must finish within
+//!   [`connect_timeout`](AgentConfig::connect_timeout) (10 s by default), or it is dropped
+//!   ([`Error::Timeout`]) and retried with back-off: a load balancer whose backend died, or a
+//!   server that accepts the connection and never answers, cannot hold the agent. A
+//!   registration the server refuses for a passing reason (its database is away, it has no room
+//!   now) is retried the same way; only a refused token or an agent id owned by another token
+//!   stop the agent.
+//! - **A result the server could not store is sent again** (after 0.5 s, doubling up to 30 s)
+//!   on the same connection, until the server stores it or refuses it for good.
 //! - **Graceful stop.** On shutdown the agent takes no new task, gives running tasks a grace
 //!   period, reports what finished and disconnects: the server hands unfinished tasks to
 //!   another agent.
@@ -53,7 +63,8 @@ use crate::task::{ScanResult, ScanTask, TaskKind, TaskRunner, TaskStatus, backof
 /// | `max_concurrent` | 4 | tasks at once (1..=64) |
 /// | `spool` | none | a file keeping unacknowledged results across agent restarts |
 /// | `stop_grace` | 30 s | how long running tasks may finish on shutdown |
-/// | `reconnect_min`, `reconnect_max` | 0.5 s, 30 s | back-off between connection attempts |
+/// | `reconnect_min`, `reconnect_max` | 0.5 s, 30 s | back-off between connection attempts (and between resends of a result the server could not store) |
+/// | `connect_timeout` | 10 s | how long one connection attempt may take, from the TCP connect through the WebSocket upgrade to the server's `registration_ack` |
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
     /// The server's WebSocket URL.
@@ -76,6 +87,9 @@ pub struct AgentConfig {
     pub reconnect_min: Duration,
     /// The longest reconnect delay.
     pub reconnect_max: Duration,
+    /// How long one connection attempt may take, registration included; a slower one is
+    /// dropped and retried after the back-off.
+    pub connect_timeout: Duration,
 }
 
 impl AgentConfig {
@@ -99,6 +113,7 @@ impl AgentConfig {
             stop_grace: Duration::from_secs(30),
             reconnect_min: Duration::from_millis(500),
             reconnect_max: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
         }
     }
 
@@ -121,6 +136,9 @@ impl AgentConfig {
             return Err(Error::Config(
                 "an agent needs at least one capability".into(),
             ));
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(Error::Config("connect_timeout must be positive".into()));
         }
         Ok(())
     }
@@ -254,12 +272,25 @@ impl std::fmt::Debug for Agent {
 enum SessionEnd {
     /// Shutdown was asked for and handled.
     Stopped,
-    /// The connection was lost or refused in a way worth retrying.
-    Lost(String),
+    /// The connection was lost, timed out or was refused in a way worth retrying
+    /// ([`Error::Server`] or [`Error::Timeout`]).
+    Lost(Error),
 }
 
 /// Final error codes: the server will never take that result.
 const REFUSED_FOR_GOOD: [&str; 3] = ["unknown_task", "not_your_task", "bad_result"];
+
+/// Registration refusals that retrying cannot fix: the token may not register agents, or the
+/// agent id belongs to another token.
+const REGISTRATION_REFUSED_FOR_GOOD: [&str; 2] = ["forbidden", "agent_id_taken"];
+
+/// Waits for `timer` when there is one, forever otherwise.
+async fn fire(timer: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
+    match timer {
+        Some(timer) => timer.await,
+        None => std::future::pending().await,
+    }
+}
 
 impl Agent {
     /// An agent that runs tasks with `runner`.
@@ -312,8 +343,8 @@ impl Agent {
                         self.config.reconnect_min,
                         self.config.reconnect_max,
                     );
-                    tracing::warn!(reason = %why, retry_in = ?delay, "connection to the server lost");
-                    self.emit(AgentEvent::Disconnected(why, delay));
+                    tracing::warn!(error = %why, retry_in = ?delay, "connection to the server lost");
+                    self.emit(AgentEvent::Disconnected(why.to_string(), delay));
                     // Tasks keep running while we are away; their results wait in the outbox.
                     let wait = tokio::time::sleep(delay);
                     tokio::pin!(wait);
@@ -398,16 +429,32 @@ impl Agent {
         cancels: &mut HashMap<String, CancellationToken>,
         attempt: &mut u32,
     ) -> Result<SessionEnd> {
+        let server = &self.config.server;
+        let lost = |message: String| -> Result<SessionEnd> {
+            Ok(SessionEnd::Lost(Error::Server {
+                server: server.clone(),
+                message,
+            }))
+        };
+        let timed_out = |what: &'static str| -> Result<SessionEnd> {
+            Ok(SessionEnd::Lost(Error::Timeout {
+                what,
+                target: server.clone(),
+                after: self.config.connect_timeout,
+            }))
+        };
+        // One deadline for the whole attempt: connect, upgrade, welcome, registration.
+        let deadline = tokio::time::Instant::now() + self.config.connect_timeout;
         let connect = tokio::select! {
             () = shutdown.cancelled() => {
                 self.drain(running, cancels, outbox).await;
                 return Ok(SessionEnd::Stopped);
             }
-            c = tokio_tungstenite::connect_async(self.upgrade_request()?) => c,
+            c = tokio::time::timeout_at(deadline, tokio_tungstenite::connect_async(self.upgrade_request()?)) => c,
         };
         let (ws, _) = match connect {
-            Ok(pair) => pair,
-            Err(tokio_tungstenite::tungstenite::Error::Http(response))
+            Ok(Ok(pair)) => pair,
+            Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response)))
                 if response.status().is_client_error() =>
             {
                 return Err(Error::Config(format!(
@@ -415,7 +462,8 @@ impl Agent {
                     response.status()
                 )));
             }
-            Err(err) => return Ok(SessionEnd::Lost(err.to_string())),
+            Ok(Err(err)) => return lost(err.to_string()),
+            Err(_) => return timed_out("connecting (TCP and WebSocket upgrade)"),
         };
         // The token went with the upgrade (`Authorization: Bearer`): the server welcomes the
         // agent without an `auth` message, and counts it apart from anonymous sockets.
@@ -424,6 +472,10 @@ impl Agent {
         let mut heartbeat = tokio::time::interval(Duration::from_secs(10));
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut registered = false;
+        // Results the server could not store (its database was away) go again when this fires;
+        // `refusals` counts such refusals in a row, for the back-off.
+        let mut resend: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+        let mut refusals = 0u32;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => {
@@ -451,10 +503,23 @@ impl Agent {
                     let _ = sink.send(Message::Close(None)).await;
                     return Ok(SessionEnd::Stopped);
                 }
+                () = tokio::time::sleep_until(deadline), if !registered => {
+                    return timed_out("registering (welcome and registration_ack)");
+                }
+                () = fire(&mut resend) => {
+                    resend = None;
+                    // Every unacknowledged result: the server stores each once.
+                    for result in outbox.pending.values() {
+                        let _ = sink.feed(text(json!({"type": "scan_result", "result": result}))).await;
+                    }
+                    if sink.flush().await.is_err() {
+                        return lost("send failed".into());
+                    }
+                }
                 _ = heartbeat.tick(), if registered => {
                     let ids: Vec<&String> = cancels.keys().collect();
                     if sink.send(text(json!({"type": "heartbeat", "running": ids}))).await.is_err() {
-                        return Ok(SessionEnd::Lost("heartbeat failed".into()));
+                        return lost("heartbeat failed".into());
                     }
                 }
                 Some(done) = running.join_next(), if !running.is_empty() => {
@@ -464,14 +529,14 @@ impl Agent {
                     let frame = json!({"type": "scan_result", "result": result});
                     outbox.add(result);
                     if registered && sink.send(text(frame)).await.is_err() {
-                        return Ok(SessionEnd::Lost("send failed".into()));
+                        return lost("send failed".into());
                     }
                 }
                 frame = stream.next() => {
                     let message = match frame {
                         Some(Ok(m)) => m,
-                        Some(Err(err)) => return Ok(SessionEnd::Lost(err.to_string())),
-                        None => return Ok(SessionEnd::Lost("the server closed the connection".into())),
+                        Some(Err(err)) => return lost(err.to_string()),
+                        None => return lost("the server closed the connection".into()),
                     };
                     let body = match message {
                         Message::Text(t) => t,
@@ -480,9 +545,9 @@ impl Agent {
                             if code == 4001 || code == 4003 {
                                 return Err(Error::Config(format!("the server refused this agent ({code}): {}", close.reason)));
                             }
-                            return Ok(SessionEnd::Lost(format!("closed {code}: {}", close.reason)));
+                            return lost(format!("closed {code}: {}", close.reason));
                         }
-                        Message::Close(None) => return Ok(SessionEnd::Lost("closed".into())),
+                        Message::Close(None) => return lost("closed".into()),
                         _ => continue,
                     };
                     let Ok(frame) = serde_json::from_str::<Value>(&body) else { continue };
@@ -493,7 +558,7 @@ impl Agent {
                                 "capabilities": self.config.capabilities, "max_concurrent": self.config.max_concurrent,
                             });
                             if sink.send(text(hello)).await.is_err() {
-                                return Ok(SessionEnd::Lost("send failed".into()));
+                                return lost("send failed".into());
                             }
                         }
                         "registration_ack" => {
@@ -511,7 +576,7 @@ impl Agent {
                                 let _ = sink.feed(text(json!({"type": "scan_result", "result": result}))).await;
                             }
                             if sink.flush().await.is_err() {
-                                return Ok(SessionEnd::Lost("send failed".into()));
+                                return lost("send failed".into());
                             }
                         }
                         "assign_task" => {
@@ -546,18 +611,36 @@ impl Agent {
                             if let Some(id) = frame["id"].as_str()
                                 && outbox.acknowledged(id)
                             {
+                                refusals = 0;
                                 self.emit(AgentEvent::ResultAcknowledged(id.to_owned()));
                             }
                         }
                         "error" => {
                             let code = frame["code"].as_str().unwrap_or_default();
                             let id = frame["id"].as_str().unwrap_or_default();
-                            if REFUSED_FOR_GOOD.contains(&code) && outbox.remove(id) {
-                                let message = frame["message"].as_str().unwrap_or(code).to_owned();
-                                tracing::warn!(task = id, code, %message, "the server refused a result; dropped");
-                                self.emit(AgentEvent::ResultRefused(id.to_owned(), message));
-                            } else if code == "forbidden" && !registered {
-                                return Err(Error::Config(format!("the server refused to register this agent: {}", frame["message"])));
+                            let message = frame["message"].as_str().unwrap_or(code).to_owned();
+                            if !registered {
+                                // Before registration, an error answers `register_agent`.
+                                if REGISTRATION_REFUSED_FOR_GOOD.contains(&code) {
+                                    return Err(Error::Config(format!("the server refused to register this agent ({code}): {message}")));
+                                }
+                                // Passing (the server's database is away, no room now): try
+                                // again on a new connection after the back-off.
+                                return lost(format!("registration refused ({code}): {message}"));
+                            }
+                            if REFUSED_FOR_GOOD.contains(&code) {
+                                if outbox.remove(id) {
+                                    tracing::warn!(task = id, code, %message, "the server refused a result; dropped");
+                                    self.emit(AgentEvent::ResultRefused(id.to_owned(), message));
+                                }
+                            } else if outbox.pending.contains_key(id) {
+                                // Not stored now (`storage_failed`): the server asks for it again.
+                                refusals = refusals.saturating_add(1);
+                                let delay = backoff(refusals, self.config.reconnect_min, self.config.reconnect_max);
+                                tracing::warn!(task = id, code, %message, retry_in = ?delay, "the server could not take a result; sending it again");
+                                if resend.is_none() {
+                                    resend = Some(Box::pin(tokio::time::sleep(delay)));
+                                }
                             }
                         }
                         _ => {}

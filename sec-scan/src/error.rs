@@ -110,6 +110,15 @@ pub enum Error {
         /// The limit that was hit.
         after: Duration,
     },
+    /// The network agent's connection to its vigil server failed, was refused, or ended: the
+    /// agent reconnects with back-off.
+    #[error("server {server}: {message}")]
+    Server {
+        /// The server's URL.
+        server: String,
+        /// What happened.
+        message: String,
+    },
     /// A scan task was cancelled.
     #[error("task {0} was cancelled")]
     Cancelled(String),

@@ -101,6 +101,20 @@ async fn next_result(peer: &mut Peer) -> Value {
     }
 }
 
+/// Stops the agent and waits (at most `limit`) until it has returned without an error.
+async fn stop_cleanly(
+    stop: &CancellationToken,
+    running: tokio::task::JoinHandle<sec_scan::Result<()>>,
+    limit: Duration,
+) {
+    stop.cancel();
+    tokio::time::timeout(limit, running)
+        .await
+        .expect("the agent stops")
+        .unwrap()
+        .unwrap();
+}
+
 fn task(id: &str) -> ScanTask {
     let mut task = ScanTask::new(TaskKind::PortScan, "127.0.0.1");
     task.id = id.into();
@@ -210,12 +224,7 @@ async fn a_result_is_resent_after_a_lost_connection_until_acknowledged() {
         }
     }
 
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(10), running)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    stop_cleanly(&stop, running, Duration::from_secs(10)).await;
 }
 
 #[tokio::test]
@@ -279,12 +288,7 @@ async fn results_survive_an_agent_restart_through_the_spool() {
         let frame = next_json(&mut peer).await;
         assert_eq!(frame["type"], "heartbeat");
     }
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(15), running)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    stop_cleanly(&stop, running, Duration::from_secs(15)).await;
 }
 
 #[tokio::test]
@@ -317,7 +321,184 @@ async fn a_refused_token_is_a_clear_error_and_bad_configs_are_refused() {
             max_concurrent: 0,
             ..AgentConfig::new("ws://127.0.0.1:1/ws", "t")
         },
+        AgentConfig {
+            connect_timeout: Duration::ZERO,
+            ..AgentConfig::new("ws://127.0.0.1:1/ws", "t")
+        },
     ] {
         assert!(Agent::new(bad, Arc::new(Instant)).is_err());
     }
+}
+
+/// The first event `pick` takes, skipping others (at most 10 s each).
+async fn next_event<T>(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<AgentEvent>,
+    pick: impl Fn(AgentEvent) -> Option<T>,
+) -> T {
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .expect("an event in 10 s")
+            .expect("the agent runs");
+        if let Some(picked) = pick(event) {
+            return picked;
+        }
+    }
+}
+
+/// The next `Disconnected` reason.
+async fn next_disconnect(events: &mut tokio::sync::mpsc::UnboundedReceiver<AgentEvent>) -> String {
+    next_event(events, |e| match e {
+        AgentEvent::Disconnected(why, _) => Some(why),
+        _ => None,
+    })
+    .await
+}
+
+/// The next `Registered` id (a disconnection first fails the test).
+async fn next_registered(events: &mut tokio::sync::mpsc::UnboundedReceiver<AgentEvent>) -> String {
+    next_event(events, |e| match e {
+        AgentEvent::Registered(id) => Some(id),
+        AgentEvent::Disconnected(why, _) => panic!("disconnected: {why}"),
+        _ => None,
+    })
+    .await
+}
+
+/// Regression: `connect_async` had no time limit, so a proxy whose backend died (it accepts the
+/// TCP connection and never answers the upgrade) held the agent for good; nor had registration.
+#[tokio::test]
+async fn a_server_that_never_answers_the_upgrade_or_the_registration_is_left_and_retried() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let config = AgentConfig {
+        connect_timeout: Duration::from_millis(300),
+        ..config(port, &dir.path().join("spool.jsonl"))
+    };
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(
+        Agent::new(config, Arc::new(Instant))
+            .unwrap()
+            .with_events(events_tx)
+            .run(stop.clone()),
+    );
+
+    // 1. TCP is accepted; the upgrade is never answered (the socket is held open).
+    let (silent, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .expect("the agent connects")
+        .unwrap();
+    let why = next_disconnect(&mut events).await;
+    assert!(
+        why.contains("timed out after 300ms") && why.contains("upgrade"),
+        "{why}"
+    );
+    // 2. It tries again: the upgrade is answered and `welcome` sent, but registration never is.
+    let mut mute = accept(&listener).await;
+    send(&mut mute, json!({"type": "welcome", "role": "agent", "epoch": "0000000000000001", "head": 0, "rooms": [], "max_message_bytes": 65536})).await;
+    assert_eq!(next_json(&mut mute).await["type"], "register_agent");
+    let why = next_disconnect(&mut events).await;
+    assert!(
+        why.contains("timed out after 300ms") && why.contains("registration_ack"),
+        "{why}"
+    );
+    // 3. And again: a server that answers gets the agent.
+    let mut peer = accept(&listener).await;
+    handshake(&mut peer, "agent-3").await;
+    assert_eq!(next_registered(&mut events).await, "agent-3");
+    drop((silent, mute));
+
+    stop_cleanly(&stop, running, Duration::from_secs(10)).await;
+}
+
+/// Regression: a registration the server refused for a passing reason (its database was away:
+/// `storage_unavailable`) left the agent connected and unregistered for good.
+#[tokio::test]
+async fn a_registration_refused_for_now_is_retried_and_one_refused_for_good_stops_the_agent() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let running = tokio::spawn(
+        Agent::new(
+            config(port, &dir.path().join("spool.jsonl")),
+            Arc::new(Instant),
+        )
+        .unwrap()
+        .with_events(events_tx)
+        .run(CancellationToken::new()),
+    );
+    let welcome = json!({"type": "welcome", "role": "agent", "epoch": "0000000000000001", "head": 0, "rooms": [], "max_message_bytes": 65536});
+
+    let mut first = accept(&listener).await;
+    send(&mut first, welcome.clone()).await;
+    assert_eq!(next_json(&mut first).await["type"], "register_agent");
+    send(&mut first, json!({"type": "error", "code": "storage_unavailable", "message": "the shared database: connection refused; try again"})).await;
+    let why = next_disconnect(&mut events).await;
+    assert!(why.contains("storage_unavailable"), "{why}");
+
+    let mut second = accept(&listener).await;
+    handshake(&mut second, "agent-4").await;
+    assert_eq!(next_registered(&mut events).await, "agent-4");
+    drop(second);
+
+    // An id another token owns will not become free by retrying: the agent stops and says so.
+    let mut third = accept(&listener).await;
+    send(&mut third, welcome).await;
+    assert_eq!(next_json(&mut third).await["type"], "register_agent");
+    send(&mut third, json!({"type": "error", "code": "agent_id_taken", "message": "agent id \"agent-4\" belongs to another token"})).await;
+    let err = tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the agent stops")
+        .unwrap()
+        .expect_err("a final refusal");
+    assert!(err.to_string().contains("agent_id_taken"), "{err}");
+}
+
+/// Regression: a result the server could not store (`storage_failed`: its database was away)
+/// waited in the outbox until the next reconnect, so on a connection that stayed up its task
+/// never ended (heartbeats kept renewing its lease).
+#[tokio::test]
+async fn a_result_the_server_could_not_store_is_sent_again_on_the_same_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(
+        Agent::new(
+            config(port, &dir.path().join("spool.jsonl")),
+            Arc::new(Instant),
+        )
+        .unwrap()
+        .run(stop.clone()),
+    );
+    let mut peer = accept(&listener).await;
+    handshake(&mut peer, "agent-5").await;
+    send(
+        &mut peer,
+        json!({"type": "assign_task", "task": task("t5")}),
+    )
+    .await;
+    assert_eq!(next_result(&mut peer).await["task_id"], "t5");
+    for _ in 0..2 {
+        send(&mut peer, json!({"type": "error", "code": "storage_failed", "message": "the result could not be stored; send it again", "id": "t5"})).await;
+        assert_eq!(
+            next_result(&mut peer).await["task_id"],
+            "t5",
+            "sent again without a reconnect"
+        );
+    }
+    send(
+        &mut peer,
+        json!({"type": "ack", "of": "scan_result", "id": "t5"}),
+    )
+    .await;
+    // Acknowledged: it is not sent again (heartbeats only, for a while).
+    let quiet = tokio::time::Instant::now() + Duration::from_millis(700);
+    while let Ok(frame) = tokio::time::timeout_at(quiet, next_json(&mut peer)).await {
+        assert_eq!(frame["type"], "heartbeat", "{frame}");
+    }
+    stop_cleanly(&stop, running, Duration::from_secs(10)).await;
 }

@@ -155,6 +155,17 @@ impl From<Error> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, "unknown_token", err.to_string())
             }
             Error::Bus(bus) => bus.into(),
+            // The shared database is away (restarting, unreachable, out of connections): not a
+            // fault of this server, and over once it is back, so the client may retry. The
+            // cause is logged, never sent.
+            Error::Postgres(_) => {
+                tracing::warn!(error = %err, "the shared database failed a request");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "the shared database is unavailable; try again",
+                )
+            }
             other => ApiError::internal(&other),
         }
     }
@@ -192,5 +203,27 @@ pub(crate) mod schema {
         code: String,
         /// For people.
         message: String,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_outage_is_a_503_the_client_may_retry() {
+        let api = ApiError::from(Error::Postgres(
+            "error connecting to server: Connection refused (os error 111)".into(),
+        ));
+        assert_eq!(api.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(api.code, "storage_unavailable");
+        assert!(
+            !api.message.contains("Connection refused"),
+            "the cause stays in the log: {}",
+            api.message
+        );
+        // Other failures are still internal errors.
+        let api = ApiError::from(Error::Task("lost".into()));
+        assert_eq!(api.status, StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

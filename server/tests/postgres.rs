@@ -12,8 +12,9 @@ use event_bus::Role;
 use parking_lot::Mutex;
 use sec_scan::{Priority, ScanTask, TaskKind};
 use vigil_server::Error;
+use vigil_server::auth::Auth;
 use vigil_server::store::postgres::{Completion, PgStore};
-use vigil_server::store::{AlertRow, ScanRow, SessionRecord, TaskRow, TokenRecord};
+use vigil_server::store::{AlertRow, ScanRow, SessionRecord, Store, TaskRow, TokenRecord};
 
 #[path = "common/pg.rs"]
 mod pg;
@@ -988,5 +989,114 @@ async fn a_tailer_of_the_geosubmit_log_misses_no_row_appended_concurrently() {
             assert_eq!(page(1 << 20).await, 10);
         },
     )
+    .await;
+}
+
+/// Regression: the listener's wait before reconnecting doubled with every lost connection and
+/// never shrank, so a node that had lived through a few database restarts waited up to 30 s
+/// before it heard `NOTIFY` again. Each loss after a good connection starts again from 1 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_reconnects_as_fast_after_the_fourth_loss_as_after_the_first() {
+    pg::with_db(
+        "the_listener_reconnects_as_fast_after_the_fourth_loss_as_after_the_first",
+        |url| async move {
+            let a = store(&url).await;
+            let listener = a.listen().await.expect("listen");
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            let started = std::time::Instant::now();
+            for round in 1..=4 {
+                let cut = client
+                    .execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                         WHERE datname = current_database() AND pid <> pg_backend_pid()
+                           AND query = 'LISTEN vigil_tasks'",
+                        &[],
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(cut, 1, "round {round}: the listener's connection");
+                bounded("the listener's reconnect wake-up", listener.notified()).await;
+            }
+            // 1 s before each reconnect: about 4 s. Doubling would take 1 + 2 + 4 + 8 = 15 s.
+            let took = started.elapsed();
+            assert!(
+                took < Duration::from_secs(10),
+                "four reconnects took {took:?}"
+            );
+        },
+    )
+    .await;
+}
+
+/// While the database cannot be reached, a token the node knows verifies from memory, and one
+/// it has not seen (minted on another node a moment ago) cannot be checked: an error, which the
+/// API answers with 503, not "unknown" (401), which made `vigil agent` give its token up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_database_is_away_known_tokens_verify_and_unseen_ones_are_an_error() {
+    let test = "while_the_database_is_away_known_tokens_verify_and_unseen_ones_are_an_error";
+    pg::with_db(test, |url| async move {
+        let here = Auth::load(Store::Postgres(store(&url).await))
+            .await
+            .unwrap();
+        let (_, known) = here.create_token(Role::Operator, "known").await.unwrap();
+        let elsewhere = Auth::load(Store::Postgres(store(&url).await))
+            .await
+            .unwrap();
+        let (_, unseen) = elsewhere
+            .create_token(Role::Viewer, "unseen")
+            .await
+            .unwrap();
+
+        // The database goes away: this database only, the server is shared with other tests.
+        let server = pg::server_url(test).expect("with_db runs only with a server");
+        let name = url.rsplit('/').next().unwrap().to_owned();
+        let (admin, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        admin
+            .batch_execute(&format!(
+                "ALTER DATABASE {name} ALLOW_CONNECTIONS false;
+                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+            ))
+            .await
+            .unwrap();
+
+        let principal = bounded("a known token", here.check_token(&known)).await;
+        assert_eq!(principal.unwrap().unwrap().role, Role::Operator);
+        let err = bounded("an unseen token", here.check_token(&unseen))
+            .await
+            .expect_err("cannot be checked now");
+        assert!(matches!(err, Error::Postgres(_)), "{err:?}");
+        assert!(
+            here.verify_token(&unseen).await.is_none(),
+            "the lenient check says unknown"
+        );
+        assert!(
+            here.check_token("vgl_not_a_token").await.unwrap().is_none(),
+            "a malformed token is not looked up"
+        );
+
+        // Back: the unseen token is found.
+        admin
+            .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+            .await
+            .unwrap();
+        let mut tries = 0;
+        let principal = loop {
+            tries += 1;
+            match here.check_token(&unseen).await {
+                Ok(found) => break found,
+                Err(err) => {
+                    assert!(tries < 50, "the store never came back: {err}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        assert_eq!(principal.expect("found once back").role, Role::Viewer);
+    })
     .await;
 }

@@ -5,6 +5,10 @@
 //! server has stored it — across reconnects, server restarts and, through the spool file, its own
 //! restarts. Ctrl-C or SIGTERM stops it gracefully: running tasks get a grace period, then the
 //! server hands what is left to another agent.
+//!
+//! A connection attempt (TCP, WebSocket upgrade, registration) that takes longer than 10 s is
+//! dropped and retried with back-off (0.5 s doubling up to 30 s): see
+//! [`AgentConfig`]'s `connect_timeout`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

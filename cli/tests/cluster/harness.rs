@@ -2,9 +2,14 @@
 //! PostgreSQL database, `vigil serve` nodes (the cargo-built binary) and `haproxy` in front of
 //! them, configured from `haproxy.cfg` beside this file (the README shows the same text).
 //!
+//! A test that stops and starts PostgreSQL runs one of its own instead ([`OwnPostgres`]:
+//! `initdb` and `pg_ctl` into a temporary directory, on a free loopback port): the shared one
+//! serves other tests at the same time.
+//!
 //! Every process is a [`Drop`] guard: killed when the test ends, also on a panic or a timeout.
-//! A missing `redis-server`, `haproxy` or `VIGIL_TEST_DATABASE_URL` skips a test with a visible
-//! `skipping:` line, or fails it under `VIGIL_E2E=required`.
+//! A missing `redis-server`, `haproxy`, `VIGIL_TEST_DATABASE_URL` (or, for [`OwnPostgres`],
+//! PostgreSQL's server programs) skips a test with a visible `skipping:` line, or fails it
+//! under `VIGIL_E2E=required`.
 
 #![allow(dead_code)]
 
@@ -62,15 +67,23 @@ fn installed(program: impl AsRef<std::ffi::OsStr>, arg: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// What a cluster test needs: `redis-server`, `haproxy` and a PostgreSQL server. The database
-/// server's URL, or `None` after the skip line.
-pub fn prerequisites(test: &str) -> Option<String> {
+/// Whether `redis-server` and `haproxy` are installed (after the skip line if not).
+fn tools(test: &str) -> bool {
     if !installed("redis-server", "--version") {
         skip(test, "redis-server is not installed");
-        return None;
+        return false;
     }
     if !installed(haproxy_bin(), "-v") {
         skip(test, "haproxy is not installed");
+        return false;
+    }
+    true
+}
+
+/// What a cluster test needs: `redis-server`, `haproxy` and a PostgreSQL server. The database
+/// server's URL, or `None` after the skip line.
+pub fn prerequisites(test: &str) -> Option<String> {
+    if !tools(test) {
         return None;
     }
     match std::env::var(DATABASE_VAR) {
@@ -117,87 +130,19 @@ fn kill(child: &mut Child) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Redis
+// Redis: the event-bus tests' throw-away `redis-server` (as `server/tests/cluster.rs` uses it).
 
-/// A `redis-server` on a free loopback port, without persistence, in its own directory.
-pub struct Redis {
-    child: Option<Child>,
-    /// Its port.
-    pub port: u16,
-    dir: tempfile::TempDir,
-}
+#[path = "../../../event-bus/tests/common/mod.rs"]
+mod redis_server;
 
-impl Redis {
-    /// Starts one and waits until it answers.
-    pub async fn start() -> Redis {
-        let mut redis = Redis {
-            child: None,
-            port: free_port(),
-            dir: tempfile::tempdir().expect("a temporary directory"),
-        };
-        redis.launch().await;
-        redis
-    }
+pub use redis_server::RedisServer;
 
-    async fn launch(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.ping().await {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer in 10 s"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn ping(&self) -> bool {
-        let attempt = async {
-            let mut stream = TcpStream::connect(("127.0.0.1", self.port)).await.ok()?;
-            stream.write_all(b"PING\r\n").await.ok()?;
-            let mut buf = [0u8; 16];
-            let n = stream.read(&mut buf).await.ok()?;
-            Some(buf[..n].starts_with(b"+PONG"))
-        };
-        tokio::time::timeout(Duration::from_millis(500), attempt)
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or(false)
-    }
-
-    /// The URL nodes connect to.
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    /// Stops it; everything it held is gone (no persistence).
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            kill(&mut child);
-        }
-    }
-
-    /// Stops it and starts an empty one on the same port.
-    pub async fn restart(&mut self) {
-        self.stop();
-        self.launch().await;
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// A `redis-server` on a free loopback port, without persistence (after [`prerequisites`]
+/// found one installed).
+pub fn redis(test: &str) -> RedisServer {
+    // It waits for the server synchronously: off the runtime's workers.
+    tokio::task::block_in_place(|| RedisServer::start(test))
+        .expect("redis-server is installed (prerequisites checked)")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -280,6 +225,231 @@ impl Drop for Database {
                 "warning: database {} was not dropped",
                 self.name
             );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A PostgreSQL server of the test's own, to stop and start again
+
+/// What a test with a PostgreSQL of its own needs: `redis-server`, `haproxy`, and PostgreSQL's
+/// server programs (when running as root, also the `postgres` user: the server refuses to run
+/// as root). The programs' directory, or `None` after the skip line.
+pub fn own_postgres_prerequisites(test: &str) -> Option<PathBuf> {
+    if !tools(test) {
+        return None;
+    }
+    let Some(bindir) = postgres_bindir() else {
+        skip(
+            test,
+            "PostgreSQL's initdb and pg_ctl are not installed (apt-get install postgresql)",
+        );
+        return None;
+    };
+    if running_as_root() && !installed("id", "postgres") {
+        skip(test, "running as root and there is no `postgres` user");
+        return None;
+    }
+    Some(bindir)
+}
+
+/// Where `initdb` and `pg_ctl` are: `pg_config --bindir` when they are there, else the newest
+/// `/usr/lib/postgresql/VERSION/bin` (Debian keeps them off the path).
+fn postgres_bindir() -> Option<PathBuf> {
+    let has_programs = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
+    let from_pg_config = Command::new("pg_config")
+        .arg("--bindir")
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+    if let Some(dir) = from_pg_config.filter(|d| has_programs(d)) {
+        return Some(dir);
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .filter(|(_, dir)| has_programs(dir))
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, dir)| dir)
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+/// `text` quoted for `sh`.
+fn sh_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// A PostgreSQL server in a temporary directory on a free loopback port, trust authentication,
+/// superuser `postgres`, no fsync (nothing here must survive a crash of the machine). Run as
+/// the `postgres` user (through `su`) when the test runs as root, as `.ci/daemons.sh` does.
+/// [`OwnPostgres::stop`] and [`OwnPostgres::start`] stop it and start it again on the same port
+/// and data directory; dropping it stops it at once (`-m immediate`).
+pub struct OwnPostgres {
+    bindir: PathBuf,
+    /// Its port.
+    pub port: u16,
+    as_postgres: bool,
+    running: bool,
+    dir: tempfile::TempDir,
+}
+
+impl OwnPostgres {
+    /// Creates a cluster with `initdb` and starts it (at most 60 s for both).
+    pub fn create(bindir: &Path) -> OwnPostgres {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let as_postgres = running_as_root();
+        let mut pg = OwnPostgres {
+            bindir: bindir.to_owned(),
+            port: free_port(),
+            as_postgres,
+            running: false,
+            dir,
+        };
+        std::fs::create_dir(pg.home()).expect("a directory for PostgreSQL");
+        if as_postgres {
+            // The server runs as `postgres`: it must reach into the temporary directory (which
+            // only root may list) and own its own.
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(pg.dir.path(), std::fs::Permissions::from_mode(0o711))
+                .expect("chmod the temporary directory");
+            let chown = Command::new("chown")
+                .arg("postgres")
+                .arg(pg.home())
+                .status()
+                .expect("chown runs");
+            assert!(chown.success(), "chown postgres {}", pg.home().display());
+        }
+        let data = pg.data();
+        pg.pg(&[
+            "initdb",
+            "-D",
+            &data,
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+        ]);
+        pg.start();
+        pg
+    }
+
+    fn home(&self) -> PathBuf {
+        self.dir.path().join("pg")
+    }
+
+    fn data(&self) -> String {
+        self.home().join("data").display().to_string()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.home().join("log")
+    }
+
+    /// Its log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// One of PostgreSQL's programs with its arguments, run as `postgres` when we are root.
+    fn command(&self, args: &[&str]) -> Command {
+        let program = self.bindir.join(args[0]).display().to_string();
+        if self.as_postgres {
+            let line: Vec<String> = std::iter::once(program.as_str())
+                .chain(args[1..].iter().copied())
+                .map(sh_quote)
+                .collect();
+            let mut su = Command::new("su");
+            su.args(["postgres", "-s", "/bin/sh", "-c", &line.join(" ")]);
+            su
+        } else {
+            let mut direct = Command::new(&program);
+            direct.args(&args[1..]);
+            direct
+        }
+    }
+
+    /// Runs one of PostgreSQL's programs; fails the test with its output and the server's log
+    /// when it fails.
+    fn pg(&self, args: &[&str]) {
+        // pg_ctl's own limit (`-t`) bounds the wait; initdb takes seconds.
+        let out = self
+            .command(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("{} runs: {e}", args[0]));
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}{}
+--- server log ---
+{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log_text()
+        );
+    }
+
+    /// Starts it (again), on its port and data directory, and waits until it takes connections.
+    pub fn start(&mut self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            self.port,
+            self.home().display()
+        );
+        let (data, log) = (self.data(), self.log_path().display().to_string());
+        self.pg(&[
+            "pg_ctl", "-D", &data, "-l", &log, "-o", &options, "-w", "-t", "30", "start",
+        ]);
+        self.running = true;
+    }
+
+    /// A fast shutdown (`pg_ctl -m fast`): open transactions are rolled back, every connection
+    /// is closed, then the server exits. Waits (at most 30 s) until it has.
+    pub fn stop(&mut self) {
+        let data = self.data();
+        self.pg(&[
+            "pg_ctl", "-D", &data, "-m", "fast", "-w", "-t", "30", "stop",
+        ]);
+        self.running = false;
+    }
+
+    /// A superuser URL of its `postgres` database.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        if self.running {
+            let data = self.data();
+            // Not `pg`: no panic while dropping, whatever happens.
+            let status = self
+                .command(&["pg_ctl", "-D", &data, "-m", "immediate", "-w", "stop"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            if !status.is_ok_and(|s| s.success()) {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "warning: the test's PostgreSQL in {} may still run",
+                    self.dir.path().display()
+                );
+            }
         }
     }
 }
@@ -584,7 +754,7 @@ pub struct Cluster {
     /// What nodes are started with.
     pub config: NodeConfig,
     /// The bus.
-    pub redis: Redis,
+    pub redis: RedisServer,
     /// The state.
     pub database: Database,
 }
@@ -593,7 +763,7 @@ impl Cluster {
     /// Starts `n` nodes (the first alone, so that it prints the admin token), then HAProxy.
     pub async fn start(server: &str, n: usize) -> Cluster {
         let database = Database::create(server).await;
-        let redis = Redis::start().await;
+        let redis = redis("cluster");
         let config = NodeConfig {
             database_url: database.url.clone(),
             redis_url: redis.url(),

@@ -323,29 +323,38 @@ impl Auth {
     }
 
     /// Who holds this token, if it is live. A token this process has not seen (minted by
-    /// another process a moment ago) is looked up in the store.
+    /// another process a moment ago) is looked up in the store; when that lookup fails, the
+    /// token counts as unknown (see [`Auth::check_token`] to tell the two apart).
     pub async fn verify_token(&self, secret: &str) -> Option<Principal> {
+        self.check_token(secret).await.unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "looking a token up failed");
+            None
+        })
+    }
+
+    /// Like [`Auth::verify_token`], but a token this process does not know while the store
+    /// cannot be asked (the shared database is restarting) is an error, not an unknown token:
+    /// the caller may answer "try again" (503) rather than "invalid token" (401), which would
+    /// make a client such as `vigil agent` give its token up. Tokens known here answer from
+    /// memory, store or no store.
+    pub async fn check_token(&self, secret: &str) -> Result<Option<Principal>> {
         if !well_formed_token(secret) {
-            return None;
+            return Ok(None);
         }
         let hash = sha256(secret);
         if let Some(principal) = read(&self.tokens).get(&hash) {
-            return Some(principal.clone());
+            return Ok(Some(principal.clone()));
         }
         let _serial = self.writes.lock().await;
-        let record = match self.store.token_by_hash(&hash).await {
-            Ok(record) => record?,
-            Err(err) => {
-                tracing::warn!(error = %err, "looking a token up failed");
-                return None;
-            }
+        let Some(record) = self.store.token_by_hash(&hash).await? else {
+            return Ok(None);
         };
         if record.revoked.is_some() {
-            return None;
+            return Ok(None);
         }
         let principal = principal_of(&record);
         write(&self.tokens).insert(hash, principal.clone());
-        Some(principal)
+        Ok(Some(principal))
     }
 
     /// Opens a session for `principal`; returns the cookie secret. A token keeps at most

@@ -1416,7 +1416,8 @@ impl PgStore {
     /// Listens for `NOTIFY vigil_tasks` on a connection of its own (outside the pool). Returns
     /// once the listener is registered, so every notification committed afterwards wakes it.
     /// Fails if the database cannot be reached now; later losses are retried in the background
-    /// (every 1 to 30 s), with one wake-up after each reconnect.
+    /// (after 1 s, doubling up to 30 s while the database stays away; back to 1 s once it was
+    /// reached), with one wake-up after each reconnect.
     pub async fn listen(&self) -> Result<TaskListener> {
         self.listen_to(TASKS_CHANNEL).await
     }
@@ -1568,25 +1569,45 @@ async fn run_listener(
     ready: oneshot::Sender<Result<()>>,
 ) {
     let mut ready = Some(ready);
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = LISTEN_BACKOFF_MIN;
     loop {
-        let err = listen_session(&config, channel, &notify, &mut ready).await;
+        let mut listened = false;
+        let err = listen_session(&config, channel, &notify, &mut ready, &mut listened).await;
         if let Some(ready) = ready.take() {
             let _ = ready.send(Err(err));
             return;
         }
-        tracing::warn!(error = %err, channel, "listener lost its connection; reconnecting");
+        // A connection that got as far as LISTEN ends an outage: the next one is a new outage
+        // and starts from the shortest wait (else a node that lived through a few would wait
+        // the longest wait after every later restart of the database).
+        if listened {
+            backoff = LISTEN_BACKOFF_MIN;
+        }
+        tracing::warn!(error = %err, channel, retry_in = ?backoff, "listener lost its connection; reconnecting");
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(30));
+        backoff = next_listen_backoff(backoff);
     }
 }
 
-/// One connection's life: `LISTEN`, then forward notifications until it ends.
+/// The listener's first wait before reconnecting.
+const LISTEN_BACKOFF_MIN: Duration = Duration::from_secs(1);
+
+/// The listener's longest wait before reconnecting.
+const LISTEN_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// The wait after `backoff`, when that attempt failed too: doubled, at most the longest.
+fn next_listen_backoff(backoff: Duration) -> Duration {
+    (backoff * 2).min(LISTEN_BACKOFF_MAX)
+}
+
+/// One connection's life: `LISTEN`, then forward notifications until it ends. `listened` is
+/// set once `LISTEN` succeeded.
 async fn listen_session(
     config: &tokio_postgres::Config,
     channel: &str,
     notify: &Notify,
     ready: &mut Option<oneshot::Sender<Result<()>>>,
+    listened: &mut bool,
 ) -> Error {
     let (client, mut connection) = match config.connect(NoTls).await {
         Ok(pair) => pair,
@@ -1604,6 +1625,7 @@ async fn listen_session(
                     return err.into();
                 }
                 listening = true;
+                *listened = true;
                 match ready.take() {
                     Some(ready) => {
                         let _ = ready.send(Ok(()));
