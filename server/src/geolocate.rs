@@ -418,24 +418,25 @@ async fn ichnaea_caller(
     query: Option<&str>,
 ) -> Result<Principal, Envelope> {
     let invalid = || Envelope(ErrorEnvelope::key_invalid());
+    // Unknown is keyInvalid; a token that cannot be checked now (the shared database is away)
+    // is serviceUnavailable, which clients retry.
+    let checked = |found: Result<Option<Principal>>| match found {
+        Ok(principal) => principal.ok_or_else(invalid),
+        Err(err) => {
+            tracing::warn!(error = %err, "checking a key failed");
+            Err(Envelope(ErrorEnvelope::service_unavailable()))
+        }
+    };
     if let Some(value) = headers.get(AUTHORIZATION) {
         let token = value
             .to_str()
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(invalid)?;
-        return state
-            .auth()
-            .verify_token(token.trim())
-            .await
-            .ok_or_else(invalid);
+        return checked(state.auth().check_token(token.trim()).await);
     }
     if let Some(key) = query_key(query) {
-        return state
-            .auth()
-            .verify_token(key.trim())
-            .await
-            .ok_or_else(invalid);
+        return checked(state.auth().check_token(key.trim()).await);
     }
     if check_origin(state, headers).is_err() {
         return Err(Envelope::custom(

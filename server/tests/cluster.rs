@@ -346,3 +346,101 @@ async fn an_agent_id_belongs_to_one_token_across_the_cluster() {
     })
     .await;
 }
+
+/// While the shared database is away, a token this node has not seen (minted on the other node)
+/// cannot be checked: every way of presenting it says "try again" (503, `serviceUnavailable`,
+/// close 1013), never "invalid", which would make a client give its token up. Known tokens still
+/// work from memory, and the unseen one works once the database is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_database_is_away_an_unseen_token_is_try_again_everywhere() {
+    let test = "while_the_database_is_away_an_unseen_token_is_try_again_everywhere";
+    run(test, move |url, redis| async move {
+        let c = cluster(&url, &redis, "away").await;
+        let known = c.a.token(Role::Operator).await;
+        let (status, _) = call(&c.a.state, "GET", "/api/agents", &known, None).await;
+        assert_eq!(status, 200, "node a has seen its own token");
+        let unseen = c.b.token(Role::Operator).await;
+
+        // This test's database only: the server is shared with other tests.
+        let server = pg::server_url(test).expect("with_db runs only with a server");
+        let name = url.rsplit('/').next().unwrap().to_owned();
+        let (admin, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let allow = |yes: bool| {
+            format!(
+                "ALTER DATABASE {name} ALLOW_CONNECTIONS {yes};
+                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+            )
+        };
+        admin.batch_execute(&allow(false)).await.unwrap();
+
+        let ten = Duration::from_secs(10);
+        // REST with the header, sessions, and Ichnaea's geolocate: 503s.
+        let (status, body) =
+            tokio::time::timeout(ten, call(&c.a.state, "GET", "/api/agents", &unseen, None))
+                .await
+                .unwrap_or_else(|_| panic!("REST hung"));
+        assert_eq!(status, 503, "{body}");
+        let (status, body) = tokio::time::timeout(
+            ten,
+            call(
+                &c.a.state,
+                "POST",
+                "/api/session",
+                "",
+                Some(json!({"token": unseen})),
+            ),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("session hung"));
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["error"]["code"], "storage_unavailable", "{body}");
+        let (status, body) = tokio::time::timeout(
+            ten,
+            call(
+                &c.a.state,
+                "POST",
+                "/v1/geolocate",
+                &unseen,
+                Some(json!({"considerIp": false})),
+            ),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("geolocate hung"));
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(
+            body["error"]["errors"][0]["reason"], "serviceUnavailable",
+            "{body}"
+        );
+        // /ws, authenticating with the first message: close 1013 "try again later".
+        let mut ws = c.a.connect().await;
+        send(&mut ws, json!({"type": "auth", "token": unseen})).await;
+        let code = tokio::time::timeout(ten, common::close_code(&mut ws))
+            .await
+            .unwrap_or_else(|_| panic!("/ws hung"));
+        assert_eq!(code, 1013);
+        // The known token still works, from memory.
+        let (_ws, welcome) = c.a.connect_as(&known).await;
+        assert_eq!(welcome["type"], "welcome");
+
+        admin.batch_execute(&allow(true)).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let (status, _) = call(&c.a.state, "GET", "/api/agents", &unseen, None).await;
+            if status == 200 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "still {status} after the database came back"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        c.a.stop().await;
+        c.b.stop().await;
+    })
+    .await;
+}

@@ -317,10 +317,11 @@ pub async fn create_session(
     ApiJson(body): ApiJson<SessionRequest>,
 ) -> Result<Response, ApiError> {
     check_origin(&state, &headers)?;
+    // A token this node cannot check now (the shared database is away) is a 503, not a 401.
     let principal = state
         .auth()
-        .verify_token(body.token.trim())
-        .await
+        .check_token(body.token.trim())
+        .await?
         .ok_or_else(ApiError::unauthenticated)?;
     let ttl = state.config().session_ttl;
     let secret = state.auth().create_session(&principal, ttl).await?;

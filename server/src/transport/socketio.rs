@@ -361,7 +361,14 @@ async fn admit(state: &Node, socket: &SocketRef, auth: Option<Value>) -> Result<
     // The token in the auth payload, else the credentials of the handshake.
     let principal = match auth.get("token") {
         Some(token) => match token.as_str() {
-            Some(t) => state.auth().verify_token(t).await,
+            Some(t) => match state.auth().check_token(t).await {
+                Ok(principal) => principal,
+                // The shared database is away and this node has not seen the token.
+                Err(err) => {
+                    tracing::warn!(error = %err, "checking a token failed");
+                    return refuse("unavailable: the token cannot be checked now; try again");
+                }
+            },
             None => None,
         },
         None => handshake_principal(state, &socket.req_parts().headers).await,

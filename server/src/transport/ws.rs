@@ -691,32 +691,42 @@ impl Connection {
         };
         let Some(principal) = self.principal.clone() else {
             return match message {
-                ClientMessage::Auth { token } => match self.state.auth().verify_token(&token).await
-                {
-                    Some(principal) => {
-                        // From the unauthenticated budget to a connection slot.
-                        let Some(slot) = self.state.try_connect() else {
-                            self.state
-                                .counters()
-                                .refused
-                                .fetch_add(1, Ordering::Relaxed);
-                            return Err(End::Close(
+                ClientMessage::Auth { token } => {
+                    match self.state.auth().check_token(&token).await {
+                        Ok(Some(principal)) => {
+                            // From the unauthenticated budget to a connection slot.
+                            let Some(slot) = self.state.try_connect() else {
+                                self.state
+                                    .counters()
+                                    .refused
+                                    .fetch_add(1, Ordering::Relaxed);
+                                return Err(End::Close(
+                                    close::TRY_AGAIN_LATER,
+                                    "connection limit reached",
+                                ));
+                            };
+                            self.slot = Some(slot);
+                            self.ticket = None;
+                            self.revoked = Some(self.state.auth().revocation(&principal));
+                            self.principal = Some(principal);
+                            if self.welcome() {
+                                Ok(())
+                            } else {
+                                Err(End::TooSlow)
+                            }
+                        }
+                        Ok(None) => Err(End::Close(close::UNAUTHENTICATED, "invalid token")),
+                        // The shared database is away and this node has not seen the token: not
+                        // "invalid" (a client would give its token up), "try again later".
+                        Err(err) => {
+                            tracing::warn!(error = %err, "checking a token failed");
+                            Err(End::Close(
                                 close::TRY_AGAIN_LATER,
-                                "connection limit reached",
-                            ));
-                        };
-                        self.slot = Some(slot);
-                        self.ticket = None;
-                        self.revoked = Some(self.state.auth().revocation(&principal));
-                        self.principal = Some(principal);
-                        if self.welcome() {
-                            Ok(())
-                        } else {
-                            Err(End::TooSlow)
+                                "the token cannot be checked now; try again",
+                            ))
                         }
                     }
-                    None => Err(End::Close(close::UNAUTHENTICATED, "invalid token")),
-                },
+                }
                 _ => Err(End::Close(close::UNAUTHENTICATED, "authenticate first")),
             };
         };
