@@ -111,8 +111,9 @@ pub struct ServerConfig {
     /// holds what `data_dir`'s SQLite file holds on one node. Set together with `redis_url`,
     /// or neither (one node, as by default).
     pub database_url: Option<String>,
-    /// Several nodes: the Redis (`redis://…` or `rediss://…`) that carries the event bus and
-    /// the nodes' control channel. Set together with `database_url`.
+    /// Several nodes: the Redis (`redis://…`) that carries the event bus and the nodes' control
+    /// channel. Set together with `database_url`. `rediss://` (TLS) is refused: this build has
+    /// no TLS for Redis, so keep Redis on a private network.
     pub redis_url: Option<String>,
     /// The name every key and channel of this cluster carries in Redis (a Redis Cluster hash
     /// tag): two clusters on one Redis need two names.
@@ -247,9 +248,15 @@ impl ServerConfig {
                         redact_url(db)
                     )));
                 }
-                if !(redis.starts_with("redis://") || redis.starts_with("rediss://")) {
+                if redis.starts_with("rediss://") {
+                    return bad(
+                        "redis_url: rediss:// (TLS) is not supported by this build; use redis:// \
+                         on a private network (see the README's Known limits)",
+                    );
+                }
+                if !redis.starts_with("redis://") {
                     return Err(Error::Config(format!(
-                        "redis_url must be a redis:// or rediss:// URL, got {}",
+                        "redis_url must be a redis:// URL, got {}",
                         redact_url(redis)
                     )));
                 }
@@ -581,5 +588,9 @@ mod tests {
             .to_string();
         assert!(err.contains("postgres://") && !err.contains("pw"), "{err}");
         assert!(one(Some("postgres://h/db"), Some("http://h/")).is_err());
+        let err = one(Some("postgres://h/db"), Some("rediss://h/"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not supported"), "{err}");
     }
 }
