@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use sec_scan::{Priority, ScanTask, TaskKind};
 use vigil_server::Error;
 use vigil_server::auth::Auth;
-use vigil_server::store::postgres::{Completion, PgStore};
+use vigil_server::store::postgres::{Completion, PgStore, Presence};
 use vigil_server::store::{AlertRow, ScanRow, SessionRecord, Store, TaskRow, TokenRecord};
 
 #[path = "common/pg.rs"]
@@ -1098,5 +1098,45 @@ async fn while_the_database_is_away_known_tokens_verify_and_unseen_ones_are_an_e
         };
         assert_eq!(principal.expect("found once back").role, Role::Viewer);
     })
+    .await;
+}
+
+/// Presence rows: a heartbeat refreshes its agent's row; a row swept while heartbeats could not
+/// reach the database (a long outage) says so, and is recorded again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_presence_swept_during_an_outage_is_recorded_again() {
+    pg::with_db(
+        "a_presence_swept_during_an_outage_is_recorded_again",
+        |url| async move {
+            let db = store(&url).await;
+            let presence = Presence {
+                id: "rack-1".into(),
+                node_id: "n1".into(),
+                name: "rack".into(),
+                capabilities: r#"["port_scan"]"#.into(),
+                max_concurrent: 4,
+                local: false,
+                running: 0,
+                since: Utc::now(),
+                last_seen: Utc::now(),
+            };
+            db.upsert_presence(&presence).await.unwrap();
+            assert!(db.touch_presence("rack-1", "n1").await.unwrap());
+            assert!(
+                !db.touch_presence("rack-1", "n2").await.unwrap(),
+                "another node's row is not this node's to refresh"
+            );
+            let listed = db.presences(Duration::from_secs(60)).await.unwrap();
+            assert_eq!(listed.len(), 1);
+            assert_eq!(listed[0].name, "rack");
+            // The sweep of a lister that has not heard of it for longer than its max age.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(db.presences(Duration::ZERO).await.unwrap().is_empty());
+            assert!(!db.touch_presence("rack-1", "n1").await.unwrap(), "swept");
+            db.upsert_presence(&presence).await.unwrap();
+            let listed = db.presences(Duration::from_secs(60)).await.unwrap();
+            assert_eq!(listed.len(), 1, "recorded again");
+        },
+    )
     .await;
 }

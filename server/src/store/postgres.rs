@@ -1336,15 +1336,18 @@ impl PgStore {
         Ok(())
     }
 
-    /// Refreshes when `node_id` last heard from `agent_id` (a heartbeat).
-    pub async fn touch_presence(&self, agent_id: &str, node_id: &str) -> Result<()> {
+    /// Refreshes when `node_id` last heard from `agent_id` (a heartbeat). `false` when there is
+    /// no such row (it was swept while the database could not be told of heartbeats): record
+    /// the presence again with [`PgStore::upsert_presence`].
+    pub async fn touch_presence(&self, agent_id: &str, node_id: &str) -> Result<bool> {
         let c = self.client().await?;
-        c.execute(
-            "UPDATE agent_presence SET last_seen = now() WHERE id = $1 AND node_id = $2",
-            &[&agent_id, &node_id],
-        )
-        .await?;
-        Ok(())
+        let touched = c
+            .execute(
+                "UPDATE agent_presence SET last_seen = now() WHERE id = $1 AND node_id = $2",
+                &[&agent_id, &node_id],
+            )
+            .await?;
+        Ok(touched > 0)
     }
 
     /// Forgets that `node_id` holds `agent_id` (it disconnected; another node may hold it now).

@@ -991,7 +991,7 @@ impl Orchestrator {
                 agent.last_seen = Instant::now();
                 agent.last_seen_at = Utc::now();
                 if let Some(queue) = &self.shared {
-                    queue.renew(agent_id, self.config.lease);
+                    queue.renew(queue.presence(agent_id, agent), self.config.lease);
                 }
                 true
             }

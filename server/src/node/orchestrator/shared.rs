@@ -31,8 +31,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    AgentCommand, AgentOrder, AgentRefused, AgentView, Orchestrator, Phase, ResultRefused,
-    TaskState, TaskView, check_on_target, kind_name, match_vulns, parse_kind, status_name,
+    AgentCommand, AgentOrder, AgentRefused, AgentState, AgentView, Orchestrator, Phase,
+    ResultRefused, TaskState, TaskView, check_on_target, kind_name, match_vulns, parse_kind,
+    status_name,
 };
 use crate::error::ApiError;
 use crate::node::cluster::{Cluster, Control};
@@ -106,21 +107,39 @@ impl SharedQueue {
         self.node_id()
     }
 
-    /// Extends the leases of what `agent_id` holds and its presence, without waiting.
-    pub(super) fn renew(&self, agent_id: &str, lease: Duration) {
-        let (pg, agent, node) = (
-            self.pg.clone(),
-            agent_id.to_owned(),
-            self.node_id().to_owned(),
-        );
+    /// Extends the leases of what the agent holds and its presence, without waiting. A
+    /// presence swept while the database was away (longer than two leases) is recorded again.
+    pub(super) fn renew(&self, presence: Presence, lease: Duration) {
+        let pg = self.pg.clone();
         tokio::spawn(async move {
-            if let Err(err) = pg.renew(&agent, lease).await {
+            let agent = &presence.id;
+            if let Err(err) = pg.renew(agent, lease).await {
                 tracing::warn!(error = %err, agent = %agent, "renewing leases failed");
             }
-            if let Err(err) = pg.touch_presence(&agent, &node).await {
+            let refreshed = match pg.touch_presence(agent, &presence.node_id).await {
+                Ok(true) => Ok(()),
+                Ok(false) => pg.upsert_presence(&presence).await,
+                Err(err) => Err(err),
+            };
+            if let Err(err) = refreshed {
                 tracing::warn!(error = %err, agent = %agent, "refreshing presence failed");
             }
         });
+    }
+
+    /// How the cluster lists `agent` (connected here) under `agent_id`.
+    pub(super) fn presence(&self, agent_id: &str, agent: &AgentState) -> Presence {
+        Presence {
+            id: agent_id.to_owned(),
+            node_id: self.node_id().to_owned(),
+            name: agent.name.clone(),
+            capabilities: serde_json::to_string(&agent.capabilities).unwrap_or_default(),
+            max_concurrent: u32::try_from(agent.max_concurrent).unwrap_or(u32::MAX),
+            local: agent.local,
+            running: 0,
+            since: agent.last_seen_at,
+            last_seen: agent.last_seen_at,
+        }
     }
 }
 
@@ -156,15 +175,8 @@ impl Orchestrator {
         let presence = {
             let inner = self.inner.lock();
             inner.agents.get(agent_id).map(|a| Presence {
-                id: agent_id.to_owned(),
-                node_id: queue.node_id().to_owned(),
-                name: a.name.clone(),
-                capabilities: serde_json::to_string(&a.capabilities).unwrap_or_default(),
-                max_concurrent: u32::try_from(a.max_concurrent).unwrap_or(u32::MAX),
                 local,
-                running: 0,
-                since: a.last_seen_at,
-                last_seen: a.last_seen_at,
+                ..queue.presence(agent_id, a)
             })
         };
         if let Some(presence) = presence
