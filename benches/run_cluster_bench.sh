@@ -12,6 +12,8 @@
 #   CLUSTER_BENCH_CLIENTS   subscribers per cluster node (default 500; the baseline node gets twice that)
 #   CLUSTER_BENCH_RATE      events per second (default 100)
 #   CLUSTER_BENCH_DURATION  seconds of publishing (default 10)
+#   CLUSTER_BENCH_THREADS   the load generator's runtime threads (default 1: one core, so on a
+#                           small machine the generator's own queueing is part of the latency)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -19,6 +21,7 @@ ROOT=$(pwd)
 CLIENTS=${CLUSTER_BENCH_CLIENTS:-500}
 RATE=${CLUSTER_BENCH_RATE:-100}
 DURATION=${CLUSTER_BENCH_DURATION:-10}
+THREADS=${CLUSTER_BENCH_THREADS:-1}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET/release
 
@@ -108,7 +111,7 @@ CLUSTER_TOKEN=$(first_token node-a)
 
 echo "== cross-node fan-out: $CLIENTS clients on each of 2 nodes, $RATE events/s on node A for $DURATION s" >&2
 VIGIL_TOKEN=$CLUSTER_TOKEN "$BIN/cluster_fanout" --label cluster --nodes "$NODE_A,$NODE_B" \
-    --clients "$CLIENTS" --rate "$RATE" --duration "$DURATION" | tee "$WORK/cluster.txt"
+    --clients "$CLIENTS" --rate "$RATE" --duration "$DURATION" --threads "$THREADS" | tee "$WORK/cluster.txt"
 
 # The cluster is stopped before the baseline runs, so the two do not share the machine.
 for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -120,4 +123,4 @@ start_node single
 SINGLE=$NODE_ADDR
 SINGLE_TOKEN=$(first_token single)
 VIGIL_TOKEN=$SINGLE_TOKEN "$BIN/cluster_fanout" --label single --nodes "$SINGLE" \
-    --clients "$((CLIENTS * 2))" --rate "$RATE" --duration "$DURATION" | tee "$WORK/single.txt"
+    --clients "$((CLIENTS * 2))" --rate "$RATE" --duration "$DURATION" --threads "$THREADS" | tee "$WORK/single.txt"
