@@ -38,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, Result};
 use crate::store::PgStore;
 use crate::store::geosubmits::LoggedGeosubmit;
+use crate::store::postgres::TaskListener;
 
 /// Most rows read and applied at a time (one SQLite transaction per batch).
 const BATCH: u32 = 256;
@@ -239,12 +240,7 @@ impl SharedOverlay {
                     failing = true;
                 }
             }
-            let notified = async {
-                match &listener {
-                    Some(l) => l.notified().await,
-                    None => std::future::pending().await,
-                }
-            };
+            let notified = TaskListener::notified_if(listener.as_ref());
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = notified => {}

@@ -1557,6 +1557,15 @@ impl TaskListener {
     pub async fn notified(&self) {
         self.notify.notified().await;
     }
+
+    /// [`TaskListener::notified`] when there is a listener; never without one (a loop that
+    /// could not listen polls instead).
+    pub async fn notified_if(listener: Option<&TaskListener>) {
+        match listener {
+            Some(l) => l.notified().await,
+            None => std::future::pending().await,
+        }
+    }
 }
 
 impl Drop for TaskListener {

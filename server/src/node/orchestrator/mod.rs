@@ -421,6 +421,22 @@ fn status_name(status: TaskStatus) -> String {
         .unwrap_or_else(|| "failed".into())
 }
 
+/// The alerts a result raises: one row per threat.
+fn alert_rows(result: &ScanResult) -> Vec<AlertRow> {
+    result
+        .threats
+        .iter()
+        .map(|t| AlertRow {
+            scan_id: result.scan_id.clone(),
+            task_id: result.task_id.clone(),
+            target: result.target.clone(),
+            signature_id: t.signature_id.clone(),
+            severity: t.severity.name().to_owned(),
+            threat: serde_json::to_string(t).unwrap_or_default(),
+        })
+        .collect()
+}
+
 /// Refuses a result with a finding or a threat about anything but the task's target: its
 /// address must be one the target covers (for a host name, one the server resolved and pinned
 /// when it scheduled the task), and its host the target as written or that address.
@@ -1071,18 +1087,7 @@ impl Orchestrator {
                 .await
                 .map_err(|e| ResultRefused::Storage(format!("vulnerability matching: {e}")))?;
         }
-        let alerts: Vec<AlertRow> = result
-            .threats
-            .iter()
-            .map(|t| AlertRow {
-                scan_id: result.scan_id.clone(),
-                task_id: result.task_id.clone(),
-                target: result.target.clone(),
-                signature_id: t.signature_id.clone(),
-                severity: t.severity.name().to_owned(),
-                threat: serde_json::to_string(t).unwrap_or_default(),
-            })
-            .collect();
+        let alerts = alert_rows(&result);
         let json =
             serde_json::to_string(&result).map_err(|e| ResultRefused::Storage(e.to_string()))?;
         let (task_id, scan_id, agent, status) = (

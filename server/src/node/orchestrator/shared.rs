@@ -32,13 +32,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     AgentCommand, AgentOrder, AgentRefused, AgentState, AgentView, Orchestrator, Phase,
-    ResultRefused, TaskState, TaskView, check_on_target, kind_name, match_vulns, parse_kind,
-    status_name,
+    ResultRefused, TaskState, TaskView, alert_rows, check_on_target, kind_name, match_vulns,
+    parse_kind, status_name,
 };
 use crate::error::ApiError;
 use crate::node::cluster::{Cluster, Control};
-use crate::store::postgres::{Completion, Presence, Reaped};
-use crate::store::{AlertRow, PgStore, Store};
+use crate::store::postgres::{Completion, Presence, Reaped, TaskListener};
+use crate::store::{PgStore, Store};
 
 /// How often a dispatcher looks at the queue without being woken.
 const POLL: Duration = Duration::from_secs(1);
@@ -255,12 +255,7 @@ impl Orchestrator {
                     Err(err) => tracing::warn!(error = %err, "listening for tasks failed; polling"),
                 }
             }
-            let notified = async {
-                match &listener {
-                    Some(l) => l.notified().await,
-                    None => std::future::pending().await,
-                }
-            };
+            let notified = TaskListener::notified_if(listener.as_ref());
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = notified => {}
@@ -468,18 +463,7 @@ impl Orchestrator {
                 .await
                 .map_err(|e| storage(format!("vulnerability matching: {e}")))?;
         }
-        let alerts: Vec<AlertRow> = result
-            .threats
-            .iter()
-            .map(|t| AlertRow {
-                scan_id: result.scan_id.clone(),
-                task_id: result.task_id.clone(),
-                target: result.target.clone(),
-                signature_id: t.signature_id.clone(),
-                severity: t.severity.name().to_owned(),
-                threat: serde_json::to_string(t).unwrap_or_default(),
-            })
-            .collect();
+        let alerts = alert_rows(&result);
         let json = serde_json::to_string(&result).map_err(storage)?;
         let status = status_name(result.status);
         let completion = queue
